@@ -1,0 +1,43 @@
+# The two set-up commands are `make gate` and `make test`; each creates .venv and installs first.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+RUN_ID ?= $(shell date -u +%Y%m%d-%H%M%S)
+GATE_ARGS ?=
+TEST_ARGS ?=
+
+.PHONY: venv gate test lint format clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "slogate needs Python 3.11 or newer; set PYTHON=python3.11 (or newer)" >&2; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Bring up the local stack, run every scenario under scenarios/, write reports/RUN_ID/,
+# and exit non-zero when a blocking gate fails.
+gate: venv
+	$(BIN)/slogate run scenarios/ --run-id $(RUN_ID) --junitxml reports/$(RUN_ID)/junit.xml $(GATE_ARGS)
+
+# The whole test suite. pytest exits 5 when it collected no test; say so, since CI treats it as a failure.
+test: venv
+	@rc=0; $(BIN)/pytest $(TEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5)" >&2; fi; \
+	exit $$rc
+
+lint: venv
+	$(BIN)/ruff check harness target_service tests
+	$(BIN)/ruff format --check harness target_service tests
+	$(BIN)/mypy harness target_service
+
+format: venv
+	$(BIN)/ruff check --fix harness target_service tests
+	$(BIN)/ruff format harness target_service tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,67 @@
+"""The one percentile method of slogate: HdrHistogram at 3 significant digits, clamped to exact extremes.
+
+Values are recorded in microseconds. A percentile is the highest value equivalent to the
+recorded value at that rank (relative error at most 0.1%), then clamped into the exact
+observed [min, max], so the result is monotone in the percentile and p100 equals the maximum.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from hdrh.histogram import HdrHistogram
+
+_LOWEST_US = 1
+_HIGHEST_US = 24 * 3600 * 1_000_000
+_SIGNIFICANT_DIGITS = 3
+
+
+class LatencyHistogram:
+    """Durations in seconds, summarised by percentiles with an exact count, min, max and mean."""
+
+    def __init__(self) -> None:
+        self._histogram = HdrHistogram(_LOWEST_US, _HIGHEST_US, _SIGNIFICANT_DIGITS)
+        self.count = 0
+        self._sum_s = 0.0
+        self._min_s = math.inf
+        self._max_s = -math.inf
+
+    @classmethod
+    def of(cls, values_s: Iterable[float]) -> LatencyHistogram:
+        histogram = cls()
+        for value in values_s:
+            histogram.record(value)
+        return histogram
+
+    def record(self, value_s: float) -> None:
+        value_s = max(value_s, 0.0)
+        micros = min(max(round(value_s * 1e6), _LOWEST_US), _HIGHEST_US)
+        self._histogram.record_value(micros)
+        self.count += 1
+        self._sum_s += value_s
+        self._min_s = min(self._min_s, value_s)
+        self._max_s = max(self._max_s, value_s)
+
+    @property
+    def min(self) -> float | None:
+        return self._min_s if self.count else None
+
+    @property
+    def max(self) -> float | None:
+        return self._max_s if self.count else None
+
+    @property
+    def mean(self) -> float | None:
+        return self._sum_s / self.count if self.count else None
+
+    def percentile(self, percentile: float) -> float | None:
+        """Return the value at ``percentile`` (0 < p <= 100) in seconds, or None without samples."""
+        if not 0 < percentile <= 100:
+            raise ValueError(f"percentile must be in (0, 100], got {percentile}")
+        if not self.count:
+            return None
+        if percentile == 100:
+            return self._max_s
+        value_s = float(self._histogram.get_value_at_percentile(percentile)) / 1e6
+        return min(max(value_s, self._min_s), self._max_s)

@@ -1,0 +1,114 @@
+"""The versioned schema of summary.json, as pydantic models.
+
+Bump SCHEMA_VERSION when a field changes meaning or disappears; adding a field keeps it.
+``summary.schema.json`` beside this module is generated from these models.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+Verdict = Literal["pass", "warn", "fail", "error"]
+
+
+class ReportModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Distribution(ReportModel):
+    """A latency distribution in milliseconds; percentiles use slogate's one method (HdrHistogram)."""
+
+    count: int
+    min_ms: float | None
+    mean_ms: float | None
+    max_ms: float | None
+    percentiles_ms: dict[str, float | None] = Field(description="Keyed p50, p90, p95, p99, p99.9, p100.")
+
+
+class Tokens(ReportModel):
+    prompt: int
+    completion: int
+    method: Literal["usage", "counted", "mixed", "none"] = Field(
+        description="usage: from the server's usage field; counted: content deltas where no usage came."
+    )
+
+
+class MeasurementsReport(ReportModel):
+    requests: int
+    successes: int
+    errors: int
+    rate_limited: int = Field(description="429 responses, counted apart from errors.")
+    error_classes: dict[str, int]
+    window_s: float = Field(description="From the first intended start to the last response end.")
+    scheduled_s: float = Field(description="How long the load schedule ran.")
+    throughput_per_s: float | None = Field(description="Successful requests per second over window_s.")
+    error_rate: float | None
+    e2e_latency: Distribution
+    ttft: Distribution
+    send_lag: Distribution = Field(
+        description="Actual send minus intended start: how late the generator was."
+    )
+    queued: int = Field(description="Open model: requests that waited for an in-flight slot.")
+    tokens: Tokens
+
+
+class SLOResult(ReportModel):
+    name: str
+    metric: str
+    percentile: float | None
+    comparator: Literal["max", "min"]
+    limit: float = Field(description="In `unit`; ratios are fractions.")
+    observed: float | None
+    unit: str
+    samples: int
+    status: Literal["pass", "fail", "no_data"]
+    gate: Literal["block", "warn"]
+    line: int | None = Field(description="Line of the objective in the scenario file.")
+
+
+class LoadReport(ReportModel):
+    model: Literal["open", "closed"]
+    rate_per_s: float | None
+    users: int | None
+    duration_s: float
+    max_requests: int
+    stream: bool
+
+
+class StackReport(ReportModel):
+    backend: str
+    replicas: int
+    gateway_urls: list[str]
+    logs: dict[str, str] = Field(description="Service log files, relative to the run folder.")
+
+
+class ScenarioReport(ReportModel):
+    name: str
+    file: str
+    gate: Literal["block", "warn"]
+    verdict: Verdict
+    error: str | None
+    started_at: datetime
+    finished_at: datetime
+    load: LoadReport
+    stack: StackReport | None
+    measurements: MeasurementsReport | None
+    slos: list[SLOResult]
+    requests_file: str | None = Field(description="Per-request CSV, relative to the run folder.")
+
+
+class RunSummary(ReportModel):
+    schema_version: Literal[1] = 1
+    run_id: str
+    started_at: datetime
+    finished_at: datetime
+    slogate_version: str
+    backend: str
+    duration_scale: float
+    verdict: Verdict
+    scenarios: list[ScenarioReport]

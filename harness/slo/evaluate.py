@@ -1,0 +1,112 @@
+"""Judge measurements against a scenario's SLOs: one verdict per objective, with its sample count."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+from harness.metrics.definitions import METRICS, MetricKind
+from harness.metrics.histogram import LatencyHistogram
+from harness.metrics.summary import Measurements
+from harness.scenario.model import GateMode, SLOSpec
+from harness.scenario.units import format_percent
+
+
+class Status(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    NO_DATA = "no_data"
+    """No sample to judge; counts as a failure, because a gate that cannot fail protects nothing."""
+
+
+@dataclass(frozen=True)
+class SLOVerdict:
+    name: str
+    metric: str
+    percentile: float | None
+    comparator: Literal["max", "min"]
+    limit: float
+    """In the metric's report unit: ms for latencies, a fraction for ratios, per second for rates."""
+    observed: float | None
+    unit: str
+    samples: int
+    status: Status
+    gate: GateMode
+    line: int | None
+    """Line of the objective in the scenario file."""
+
+    @property
+    def passed(self) -> bool:
+        return self.status is Status.PASS
+
+    @property
+    def blocks(self) -> bool:
+        """True when this verdict fails a blocking gate."""
+        return not self.passed and self.gate == "block"
+
+    def format_value(self, value: float | None) -> str:
+        return format_metric_value(self.metric, value)
+
+
+def format_metric_value(metric: str, value: float | None) -> str:
+    if value is None:
+        return "no data"
+    kind = METRICS[metric].kind
+    if kind is MetricKind.LATENCY:
+        return f"{value:.1f}ms" if value < 1000 else f"{value / 1000:.4g}s"
+    if kind is MetricKind.RATIO:
+        return format_percent(value)
+    return f"{value:.2f}/s"
+
+
+def default_name(slo: SLOSpec) -> str:
+    operator = "<=" if slo.comparator == "max" else ">="
+    percentile = f" p{slo.percentile:g}" if slo.percentile is not None else ""
+    limit = _limit_in_report_unit(slo)
+    return f"{slo.metric}{percentile} {operator} {format_metric_value(slo.metric, limit)}"
+
+
+def _limit_in_report_unit(slo: SLOSpec) -> float:
+    if METRICS[slo.metric].kind is MetricKind.LATENCY:
+        return slo.limit * 1000
+    return slo.limit
+
+
+def _observe(slo: SLOSpec, measurements: Measurements) -> tuple[float | None, int]:
+    """Return the observed value in the report unit and the number of samples behind it."""
+    if slo.metric in ("e2e_latency", "ttft"):
+        histogram: LatencyHistogram = getattr(measurements, slo.metric)
+        assert slo.percentile is not None
+        value = histogram.percentile(slo.percentile)
+        # Microsecond resolution, as recorded, so float noise cannot fail a value equal to the limit.
+        return (round(value * 1000, 3) if value is not None else None), histogram.count
+    if slo.metric == "error_rate":
+        return measurements.error_rate, measurements.requests
+    if slo.metric == "throughput":
+        return measurements.throughput_per_s, measurements.successes
+    raise AssertionError(f"no observation defined for metric {slo.metric!r}")
+
+
+def evaluate_slo(slo: SLOSpec, measurements: Measurements, gate: GateMode, line: int | None) -> SLOVerdict:
+    observed, samples = _observe(slo, measurements)
+    limit = _limit_in_report_unit(slo)
+    if observed is None or samples == 0:
+        status = Status.NO_DATA
+    elif slo.comparator == "max":
+        status = Status.PASS if observed <= limit else Status.FAIL
+    else:
+        status = Status.PASS if observed >= limit else Status.FAIL
+    return SLOVerdict(
+        name=slo.name or default_name(slo),
+        metric=slo.metric,
+        percentile=slo.percentile,
+        comparator=slo.comparator,
+        limit=limit,
+        observed=observed,
+        unit=METRICS[slo.metric].unit,
+        samples=samples,
+        status=status,
+        gate=slo.gate or gate,
+        line=line,
+    )

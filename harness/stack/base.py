@@ -1,0 +1,49 @@
+"""The interface every stack backend implements: bring a stack up, report its endpoints, tear it down."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Addresses of a running stack, all on loopback for the managed backends."""
+
+    gateway_urls: tuple[str, ...]
+    """Base URL of each gateway replica, such as ``http://127.0.0.1:41234``."""
+    models: tuple[str, ...]
+    """Model aliases the gateway serves; the first is the default for scenario requests."""
+    redis_url: str | None = None
+    upstream_urls: Mapping[str, str] = field(default_factory=dict)
+    """OpenAI-compatible base URL (ending in /v1) of each upstream, by name."""
+    api_key: str | None = None
+
+    @property
+    def metrics_urls(self) -> tuple[str, ...]:
+        return tuple(f"{url}/metrics" for url in self.gateway_urls)
+
+
+class StackBackend(Protocol):
+    name: str
+
+    def up(self) -> Endpoints:
+        """Start every service, wait until each is ready and return the endpoints.
+
+        On failure everything already started is stopped before the error propagates.
+        """
+        ...
+
+    def down(self) -> None:
+        """Stop everything this backend started; safe to call twice or after a failed ``up``."""
+        ...
+
+    def is_healthy(self) -> bool:
+        """Return True while every service this backend started is still running."""
+        ...
+
+    def logs(self) -> dict[str, Path]:
+        """Return the log file of each service by service name."""
+        ...

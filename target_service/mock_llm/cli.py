@@ -1,0 +1,89 @@
+"""``slogate-mock-llm``: serve the mock upstream LLM on a port or on a socket inherited from a parent."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import uvloop
+from aiohttp import web
+from pydantic import ValidationError
+
+from target_service.mock_llm.server import create_mock_app
+from target_service.mock_llm.settings import MockSettings
+from target_service.observability import announce_listening, configure_logging, log_event
+from target_service.sockets import listening_socket, socket_url
+
+SHUTDOWN_TIMEOUT_S = 2.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="slogate-mock-llm",
+        description="Deterministic OpenAI-compatible mock LLM with a set TTFT, token rate and error rate.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind, or 0 for a free one (default: 0)")
+    parser.add_argument(
+        "--fd", type=int, help="serve on this inherited listening socket instead of --host/--port"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of output words and injected errors (default: 0)"
+    )
+    parser.add_argument("--model", default="mock-llm", help="model name served (default: %(default)s)")
+    parser.add_argument("--ttft-ms", type=float, default=0.0, help="time to first token in ms (default: 0)")
+    parser.add_argument(
+        "--tokens-per-s",
+        type=float,
+        default=0.0,
+        help="output tokens per second, or 0 for no pacing (default: 0)",
+    )
+    parser.add_argument("--output-tokens", type=int, default=32, help="tokens per completion (default: 32)")
+    parser.add_argument("--chunk-tokens", type=int, default=1, help="tokens per streamed chunk (default: 1)")
+    parser.add_argument(
+        "--error-rate",
+        type=float,
+        default=0.0,
+        help="fraction of requests that get HTTP 500, 0 to 1 (default: 0)",
+    )
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> MockSettings:
+    return MockSettings(
+        seed=args.seed,
+        model=args.model,
+        ttft_ms=args.ttft_ms,
+        tokens_per_s=args.tokens_per_s,
+        output_tokens=args.output_tokens,
+        chunk_tokens=args.chunk_tokens,
+        error_rate=args.error_rate,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except ValidationError as exc:
+        parser.error(str(exc))
+    configure_logging("info")
+    sock = listening_socket(args.host, args.port, args.fd)
+    announce_listening(socket_url(sock), settings=settings.model_dump())
+    web.run_app(
+        create_mock_app(settings),
+        sock=sock,
+        print=None,
+        access_log=None,
+        handler_cancellation=True,  # a client that disconnects stops its generation
+        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+        loop=uvloop.new_event_loop(),
+    )
+    log_event("shutdown")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

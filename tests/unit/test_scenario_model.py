@@ -1,0 +1,81 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.scenario.model import DEFAULT_MODEL_ALIAS, RequestSpec, Scenario, StackSpec
+from harness.scenario.schema import scenario_json_schema
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_request_body_stream_asks_for_usage() -> None:
+    spec = RequestSpec.model_validate({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
+    body = spec.body("mock-llm", stream=True)
+    assert body["model"] == "mock-llm"
+    assert body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True}
+    assert body["max_tokens"] == 4
+
+
+def test_request_body_keeps_extra_fields_and_drops_unset() -> None:
+    spec = RequestSpec.model_validate(
+        {"messages": [{"role": "user", "content": "hi"}], "model": "big", "extra_body": {"top_k": 5}}
+    )
+    body = spec.body("mock-llm", stream=False)
+    assert body["model"] == "big"
+    assert body["top_k"] == 5
+    assert "temperature" not in body
+    assert "stream_options" not in body
+    assert "weight" not in body
+
+
+def test_request_body_keeps_temperature_zero() -> None:
+    spec = RequestSpec.model_validate({"messages": [{"role": "user", "content": "hi"}], "temperature": 0})
+    assert spec.body("m", stream=False)["temperature"] == 0
+
+
+def test_stack_default_route() -> None:
+    assert StackSpec().model_routes() == {DEFAULT_MODEL_ALIAS: "primary"}
+
+
+def test_duration_scale_shortens_load() -> None:
+    scenario = Scenario.model_validate(
+        {
+            "version": 1,
+            "name": "s",
+            "load": {
+                "users": 1,
+                "duration": "60s",
+                "requests": [{"messages": [{"role": "user", "content": "x"}]}],
+            },
+            "slo": [{"metric": "error_rate", "max": "1%"}],
+        }
+    )
+    scaled = scenario.with_duration_scale(0.1)
+    assert scaled.load.duration == pytest.approx(6.0)
+    assert scenario.load.duration == 60.0
+    assert scaled.slo == scenario.slo
+
+
+def test_json_schema_accepts_shipped_scenarios() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    import yaml
+
+    schema = scenario_json_schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    for path in sorted((REPO / "scenarios").glob("*.yaml")):
+        errors = list(validator.iter_errors(yaml.safe_load(path.read_text())))
+        assert errors == [], f"{path.name}: {errors[0].message if errors else ''}"
+
+
+def test_json_schema_rejects_unknown_key() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    document = {"version": 1, "name": "x", "colour": "red", "load": {}, "slo": []}
+    errors = list(jsonschema.Draft202012Validator(scenario_json_schema()).iter_errors(document))
+    assert any("colour" in error.message for error in errors)
+
+
+def test_json_schema_is_serializable() -> None:
+    schema = scenario_json_schema()
+    assert json.loads(json.dumps(schema))["$schema"].endswith("2020-12/schema")
