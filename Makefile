@@ -4,7 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-RUN_ID ?= $(shell date -u +%Y%m%d-%H%M%S)
+# Expanded once, so the run folder and the JUnit path always agree.
+ifndef RUN_ID
+RUN_ID := $(shell date -u +%Y%m%d-%H%M%S)-$(shell od -An -N2 -tx1 /dev/urandom | tr -d ' \n')
+endif
 GATE_ARGS ?=
 TEST_ARGS ?=
 

@@ -13,9 +13,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness.reports.schema import summary_json_schema
 from harness.runner import BACKENDS, new_run_id
 from harness.scenario.errors import ScenarioError
-from harness.scenario.loader import find_scenario_files, load_scenario
+from harness.scenario.loader import duplicate_name_problem, find_scenario_files, load_scenario
 from harness.scenario.schema import scenario_json_schema
 from harness.stack.local import DEFAULT_READY_TIMEOUT_S
 
@@ -56,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("paths", nargs="+", type=Path, help="scenario files or folders")
 
     schema = commands.add_parser("schema", help="print the JSON Schema of the scenario format")
+    schema.add_argument("--report", action="store_true", help="print the schema of summary.json instead")
     schema.add_argument("--indent", type=int, default=2)
     return parser
 
@@ -105,6 +107,7 @@ def command_validate(args: argparse.Namespace) -> int:
         print(f"slogate validate: {files}", file=sys.stderr)
         return EXIT_USAGE
     failed = 0
+    names: dict[str, Path] = {}
     for path in files:
         try:
             loaded = load_scenario(path)
@@ -112,13 +115,19 @@ def command_validate(args: argparse.Namespace) -> int:
             failed += 1
             print(exc, file=sys.stderr)
             continue
+        duplicate = duplicate_name_problem(loaded, names)
+        if duplicate is not None:
+            failed += 1
+            print(duplicate, file=sys.stderr)
+            continue
         print(f"{path}: ok (scenario {loaded.scenario.name})")
     print(f"{len(files) - failed} valid, {failed} invalid", file=sys.stderr if failed else sys.stdout)
     return 1 if failed else 0
 
 
 def command_schema(args: argparse.Namespace) -> int:
-    print(json.dumps(scenario_json_schema(), indent=args.indent))
+    schema = summary_json_schema() if args.report else scenario_json_schema()
+    print(json.dumps(schema, indent=args.indent))
     return 0
 
 

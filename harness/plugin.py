@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,15 +19,15 @@ from typing import Any
 import pytest
 
 from harness.load.progress import ProgressPrinter
+from harness.reports.explain import blocking_failures, describe_failed_scenario, describe_slo
 from harness.reports.schema import RunSummary, ScenarioReport
 from harness.reports.summary import build_summary, scenario_report
 from harness.reports.tables import SLO_HEADERS, format_text_table, slo_rows
 from harness.reports.writers import update_latest_link, write_requests_csv, write_summary
 from harness.runner import BACKENDS, RunSettings, ScenarioResult, new_run_id, run_scenario, scaled
 from harness.scenario.errors import ScenarioError
-from harness.scenario.loader import SCENARIO_SUFFIXES, LoadedScenario, load_scenario
-from harness.scenario.model import StackSpec
-from harness.slo.evaluate import SLOVerdict
+from harness.scenario.loader import SCENARIO_SUFFIXES, LoadedScenario, duplicate_name_problem, load_scenario
+from harness.scenario.stack import StackSpec
 from harness.stack.base import StackBackend
 from harness.stack.errors import StackError
 from harness.stack.local import DEFAULT_READY_TIMEOUT_S, LocalStack
@@ -41,6 +42,11 @@ class HarnessRun:
     ready_timeout_s: float
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     reports: list[ScenarioReport] = field(default_factory=list)
+    collection_errors: list[str] = field(default_factory=list)
+    scenario_names: dict[str, Path] = field(default_factory=dict)
+    scenario_items: int = 0
+    uncollected_yaml: int = 0
+    """YAML files outside the scenario folders, which pytest therefore did not collect."""
     summary: RunSummary | None = None
     summary_path: Path | None = None
 
@@ -62,9 +68,13 @@ RUN_KEY = pytest.StashKey[HarnessRun]()
 class ScenarioFailed(Exception):
     """A blocking SLO of a scenario failed."""
 
-    def __init__(self, failures: list[SLOVerdict]) -> None:
-        self.failures = failures
-        super().__init__(f"{len(failures)} blocking SLO(s) failed")
+    def __init__(self, report: ScenarioReport) -> None:
+        self.report = report
+        super().__init__(describe_failed_scenario(report))
+
+
+class SLOWarning(UserWarning):
+    """An SLO with ``gate: warn`` failed; the run still passes."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -138,11 +148,23 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     config = parent.config
     if _named_on_command_line(config, file_path) or _in_scenario_dir(config, file_path):
         return ScenarioFile.from_parent(parent, path=file_path)
+    config.stash[RUN_KEY].uncollected_yaml += 1
     return None
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    report = yield
+    if isinstance(collector, ScenarioFile) and report.failed:
+        collector.config.stash[RUN_KEY].collection_errors.append(str(report.longrepr))
+    return report
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Group scenarios that share stack settings so each stack starts once."""
+    config.stash[RUN_KEY].scenario_items = sum(isinstance(item, ScenarioItem) for item in items)
     first_seen: dict[str, int] = {}
     for item in items:
         if isinstance(item, ScenarioItem):
@@ -158,7 +180,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def slogate_run(pytestconfig: pytest.Config) -> HarnessRun:
-    """The settings and collected reports of this session's scenario run."""
+    """Return this session's scenario run: its settings and the reports collected so far."""
     return pytestconfig.stash[RUN_KEY]
 
 
@@ -180,6 +202,9 @@ class ScenarioFile(pytest.File):
             loaded = load_scenario(self.path)
         except ScenarioError as exc:
             raise self.CollectError(str(exc)) from exc
+        duplicate = duplicate_name_problem(loaded, self.config.stash[RUN_KEY].scenario_names)
+        if duplicate is not None:
+            raise self.CollectError(str(duplicate))
         yield ScenarioItem.from_parent(self, name=loaded.scenario.name, loaded=loaded)
 
 
@@ -212,30 +237,42 @@ class ScenarioItem(pytest.Function):
         try:
             backend, endpoints = pool.acquire(self.loaded.scenario.stack)
         except StackError as exc:
-            self._record(run, self._failed_to_start(run, started_at, exc))
+            self._record(run, self._failed_run(run, started_at, f"the stack did not start: {exc}"))
             raise
-        result = run_scenario(self.loaded, endpoints, run.settings, self._progress_printer())
+        try:
+            result = run_scenario(self.loaded, endpoints, run.settings, self._progress_printer())
+        except Exception as exc:
+            self._record(
+                run, self._failed_run(run, started_at, f"the scenario crashed: {type(exc).__name__}: {exc}")
+            )
+            raise
         result.logs = backend.logs()
-        self._record(run, result)
-        if result.blocking_failures:
-            raise ScenarioFailed(result.blocking_failures)
+        report = self._record(run, result)
+        for slo in report.slos:
+            self.user_properties.append((f"slo: {slo.name}", describe_slo(slo)))
+            if slo.status != "pass" and slo.gate == "warn":
+                warnings.warn(SLOWarning(f"{self.name}: {slo.name}: {describe_slo(slo)}"), stacklevel=1)
+        if blocking_failures(report):
+            raise ScenarioFailed(report)
 
-    def _failed_to_start(self, run: HarnessRun, started_at: datetime, exc: StackError) -> ScenarioResult:
+    def _failed_run(self, run: HarnessRun, started_at: datetime, error: str) -> ScenarioResult:
         return ScenarioResult(
             loaded=self.loaded,
             scenario=scaled(self.loaded, run.settings),
             started_at=started_at,
             finished_at=datetime.now(UTC),
             backend=run.settings.backend,
-            error=f"the stack did not start: {exc}",
+            error=error,
         )
 
-    def _record(self, run: HarnessRun, result: ScenarioResult) -> None:
+    def _record(self, run: HarnessRun, result: ScenarioResult) -> ScenarioReport:
         requests_file = None
         if result.load is not None:
             requests_file = run.run_dir / "requests" / f"{result.scenario.name}.csv"
             write_requests_csv(result.load.records, requests_file)
-        run.reports.append(scenario_report(result, run.run_dir, requests_file))
+        report = scenario_report(result, run.run_dir, requests_file)
+        run.reports.append(report)
+        return report
 
     def _progress_printer(self) -> ProgressPrinter | None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -256,44 +293,51 @@ class ScenarioItem(pytest.Function):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, ScenarioFailed):
-            return "\n".join(_describe_failure(self.loaded, verdict) for verdict in excinfo.value.failures)
+            return str(excinfo.value)
         if isinstance(excinfo.value, StackError):
             return f"the stack for scenario {self.name} did not start:\n{excinfo.value}"
         return super().repr_failure(excinfo)
 
 
-def _describe_failure(loaded: LoadedScenario, verdict: SLOVerdict) -> str:
-    place = f"{loaded.path}:{verdict.line}" if verdict.line else str(loaded.path)
-    observed = verdict.format_value(verdict.observed)
-    if verdict.observed is None:
-        observed = "no data (0 samples)"
-    return (
-        f"{place}: SLO failed: {verdict.name}: observed {observed}, "
-        f"limit {verdict.comparator} {verdict.format_value(verdict.limit)}, {verdict.samples} samples"
-    )
-
-
 @pytest.hookimpl(tryfirst=True)
-def pytest_sessionfinish(session: pytest.Session) -> None:
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     run = session.config.stash.get(RUN_KEY, None)
-    if run is None or not run.reports:
+    if run is None:
         return
-    run.summary = build_summary(run.settings, run.started_at, run.reports)
+    errors = list(run.collection_errors)
+    if exitstatus == pytest.ExitCode.INTERRUPTED and run.scenario_items and not errors:
+        errors.append("the run was interrupted before every scenario finished")
+    if not run.reports and not errors:
+        return
+    run.summary = build_summary(run.settings, run.started_at, run.reports, errors)
     run.summary_path, _ = write_summary(run.summary, run.run_dir)
     update_latest_link(run.run_dir)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
-    if run is None or run.summary is None:
+    if run is None:
+        return
+    if run.summary is None:
+        if run.uncollected_yaml and not run.scenario_items:
+            terminalreporter.write_line(
+                f"slogate: {run.uncollected_yaml} YAML file(s) were not collected as scenarios, because only "
+                "files under a folder named 'scenarios' (or listed in slogate_scenario_dirs) are; name the "
+                "files on the command line, or use `slogate run FOLDER`",
+                yellow=True,
+            )
         return
     summary = run.summary
     terminalreporter.write_sep("=", f"slogate verdicts: {summary.verdict.upper()}", bold=True)
-    lines = format_text_table(SLO_HEADERS, slo_rows(summary))
-    terminalreporter.write_line(lines[0], bold=True)
-    terminalreporter.write_line(lines[1])
-    for line in lines[2:]:
-        passed = line.rstrip().endswith("PASS")
-        warned = line.rstrip().endswith("(warn)")
-        terminalreporter.write_line(line, green=passed, yellow=warned, red=not passed and not warned)
+    rows = slo_rows(summary)
+    if rows:
+        lines = format_text_table(SLO_HEADERS, rows)
+        terminalreporter.write_line(lines[0], bold=True)
+        terminalreporter.write_line(lines[1])
+        for line in lines[2:]:
+            passed = line.rstrip().endswith("PASS")
+            warned = line.rstrip().endswith("(warn)")
+            terminalreporter.write_line(line, green=passed, yellow=warned, red=not passed and not warned)
+    for error in summary.errors:
+        terminalreporter.write_line(f"error: {error.splitlines()[0]}", red=True)
     terminalreporter.write_line(f"reports: {run.summary_path} (and summary.md beside it)")

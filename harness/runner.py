@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness.load.engine import LoadResult, ProgressCallback, Target, run_load
+from harness.load.engine import LoadResult, ProgressCallback, Target, run_load_blocking
 from harness.metrics.summary import Measurements, summarize
 from harness.reports.schema import Verdict
 from harness.scenario.loader import LoadedScenario
@@ -17,6 +16,7 @@ from harness.slo.evaluate import SLOVerdict, evaluate_slo
 from harness.stack.base import Endpoints
 
 BACKENDS = ("local",)
+MAX_DURATION_SCALE = 1000.0
 
 
 def new_run_id() -> str:
@@ -36,8 +36,11 @@ class RunSettings:
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown backend {self.backend!r}; available backends: {', '.join(BACKENDS)}")
-        if not self.duration_scale > 0:
-            raise ValueError(f"the duration scale must be greater than 0, got {self.duration_scale}")
+        if not 0 < self.duration_scale <= MAX_DURATION_SCALE:
+            raise ValueError(
+                f"the duration scale must be greater than 0 and at most {MAX_DURATION_SCALE:g}, "
+                f"got {self.duration_scale}"
+            )
 
     @property
     def run_dir(self) -> Path:
@@ -57,7 +60,7 @@ class ScenarioResult:
     measurements: Measurements | None = None
     verdicts: list[SLOVerdict] = field(default_factory=list)
     error: str | None = None
-    """Why the scenario could not run (a stack that failed to start, for example)."""
+    """The reason the scenario could not run, such as a stack that failed to start."""
     logs: dict[str, Path] = field(default_factory=dict)
 
     @property
@@ -93,7 +96,7 @@ def run_scenario(
         default_model=endpoints.models[0],
         api_key=endpoints.api_key,
     )
-    load = asyncio.run(run_load(scenario.load, target, progress))
+    load = run_load_blocking(scenario.load, target, progress)
     measurements = summarize(load.records)
     verdicts = [
         evaluate_slo(slo, measurements, scenario.gate, loaded.line_of("slo", position))

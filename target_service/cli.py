@@ -13,7 +13,7 @@ import uvicorn
 from target_service.app import create_app
 from target_service.config import ConfigError, GatewayConfig, load_config
 from target_service.observability import announce_listening, configure_logging
-from target_service.sockets import listening_socket, socket_url
+from target_service.sockets import ListenError, listening_socket, socket_url
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     log_level = args.log_level or config.log_level
     configure_logging(log_level)
-    sock = listening_socket(args.host, args.port, args.fd)
+    try:
+        sock = listening_socket(args.host, args.port, args.fd)
+    except ListenError as exc:
+        print(f"slogate-gateway: {exc}", file=sys.stderr)
+        return 2
     announce_listening(socket_url(sock))
     serve(config, sock, log_level)
     return 0

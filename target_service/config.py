@@ -143,7 +143,7 @@ def load_config(path: Path | None) -> GatewayConfig:
     environment is lowercase.
     """
     data = read_yaml(path) if path is not None else {}
-    source = str(path) if path is not None else "environment"
+    source = f"{path} and SLOGATE_GATEWAY_* variables" if path is not None else "SLOGATE_GATEWAY_* variables"
     try:
         return GatewayConfig(**data)
     except ValidationError as exc:
@@ -153,7 +153,7 @@ def load_config(path: Path | None) -> GatewayConfig:
 def _format_errors(exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
-        location = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        location = ".".join(str(part) for part in error["loc"]) or "models"
         value = error.get("input")
         shown = isinstance(value, str | int | float | bool) and "api_key" not in location
         lines.append(f"  {location}: {error['msg']}" + (f" (got {value!r})" if shown else ""))

@@ -150,7 +150,7 @@ class RequestObserver:
             return
         record = RequestRecord(choose_request_id(Headers(scope=scope)), scope["method"], scope["path"])
         scope.setdefault("state", {})["record"] = record
-        is_chat = record.path == CHAT_COMPLETIONS_PATH
+        is_chat = record.path == CHAT_COMPLETIONS_PATH and record.method == "POST"
         if is_chat:
             self.metrics.in_flight.inc()
         try:

@@ -7,6 +7,10 @@ import socket
 DEFAULT_BACKLOG = 2048
 
 
+class ListenError(Exception):
+    """The server could not bind its listening socket."""
+
+
 def listening_socket(host: str, port: int, fd: int | None) -> socket.socket:
     """Return the socket to serve on: the inherited descriptor ``fd`` if given, else a new one on host:port.
 
@@ -18,7 +22,12 @@ def listening_socket(host: str, port: int, fd: int | None) -> socket.socket:
             raise ValueError(f"file descriptor {fd} is not a stream socket")
         sock.listen(DEFAULT_BACKLOG)
         return sock
-    return socket.create_server((host, port), backlog=DEFAULT_BACKLOG)
+    try:
+        return socket.create_server((host, port), backlog=DEFAULT_BACKLOG)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        message = f"cannot listen on {host}:{port}: {reason}; choose another --port, or 0 for a free one"
+        raise ListenError(message) from exc
 
 
 def socket_url(sock: socket.socket) -> str:

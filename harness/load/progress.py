@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from harness.metrics.definitions import format_latency_ms
 from harness.scenario.units import format_duration
 
 PLAIN_INTERVAL_S = 5.0
@@ -24,7 +25,7 @@ class ProgressSnapshot:
 
     def describe(self) -> str:
         rate = self.completed / self.elapsed_s if self.elapsed_s > 0 else 0.0
-        p95 = f"{self.p95_s * 1000:.0f}ms" if self.p95_s is not None else "-"
+        p95 = format_latency_ms(self.p95_s * 1000) if self.p95_s is not None else "-"
         elapsed = min(self.elapsed_s, self.duration_s) if not self.final else self.elapsed_s
         return (
             f"{format_duration(round(elapsed, 1))} of {format_duration(self.duration_s)}"

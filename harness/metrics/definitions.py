@@ -51,14 +51,44 @@ METRICS: dict[str, MetricDefinition] = {
             "error_rate",
             MetricKind.RATIO,
             "%",
-            "Failed requests over all requests. A failure is a transport error, a timeout, a non-2xx "
-            "status other than 429, an SSE error event or a truncated stream; 429s count apart.",
+            "Failed requests over the requests that were not rate-limited. A failure is a connect "
+            "error, a timeout, a non-2xx status other than 429, an SSE error event, a truncated stream "
+            "or a dropped request. 429s count apart, in rate_limited.",
+        ),
+        MetricDefinition(
+            "rate_limited",
+            MetricKind.RATIO,
+            "%",
+            "Requests answered 429 over all requests.",
         ),
         MetricDefinition(
             "throughput",
             MetricKind.RATE,
             "req/s",
-            "Successful requests per second over the measured window.",
+            "Successful responses per second between the first and the last successful response.",
         ),
     )
 }
+
+
+def _trimmed(number: float, decimals: int) -> str:
+    return f"{number:.{decimals}f}".rstrip("0").rstrip(".")
+
+
+def format_latency_ms(value_ms: float) -> str:
+    """Format milliseconds as 86.9ms below a second and as 1.5s above."""
+    if value_ms < 1000:
+        return f"{_trimmed(value_ms, 1)}ms"
+    return f"{value_ms / 1000:.4g}s"
+
+
+def format_metric_value(metric: str, value: float | None) -> str:
+    """Format a value in the metric's report unit (ms, fraction, per second) for people."""
+    if value is None:
+        return "no data"
+    kind = METRICS[metric].kind
+    if kind is MetricKind.LATENCY:
+        return format_latency_ms(value)
+    if kind is MetricKind.RATIO:
+        return f"{value * 100:.4g}%"
+    return f"{_trimmed(value, 2)}/s"

@@ -1,8 +1,11 @@
-"""The one percentile method of slogate: HdrHistogram at 3 significant digits, clamped to exact extremes.
+"""The one percentile method of slogate: nearest rank over an HdrHistogram, clamped to exact extremes.
 
-Values are recorded in microseconds. A percentile is the highest value equivalent to the
-recorded value at that rank (relative error at most 0.1%), then clamped into the exact
-observed [min, max], so the result is monotone in the percentile and p100 equals the maximum.
+Values are recorded in microseconds at 3 significant digits. The p-th percentile of n samples
+is the sample of rank ceil(p * n / 100) in ascending order (nearest rank), so at least p% of
+the samples are at or below it and a single slow request out of 70 shows at p99. The value
+reported is the highest value equivalent to that sample in the histogram (relative error at
+most 0.1%), clamped into the exact observed [min, max]: the result never decreases as p rises,
+and p100 is the exact maximum.
 """
 
 from __future__ import annotations
@@ -63,5 +66,21 @@ class LatencyHistogram:
             return None
         if percentile == 100:
             return self._max_s
-        value_s = float(self._histogram.get_value_at_percentile(percentile)) / 1e6
-        return min(max(value_s, self._min_s), self._max_s)
+        rank = nearest_rank(percentile, self.count)
+        seen = 0
+        value_us = _HIGHEST_US
+        for bucket in self._histogram.get_recorded_iterator():
+            seen += bucket.count_added_in_this_iter_step
+            if seen >= rank:
+                value_us = self._histogram.get_highest_equivalent_value(bucket.value_iterated_to)
+                break
+        return min(max(value_us / 1e6, self._min_s), self._max_s)
+
+
+def nearest_rank(percentile: float, count: int) -> int:
+    """Return ceil(percentile * count / 100) for percentiles given to a thousandth, without float error.
+
+    Floating point would make 95% of 20 samples 19.000000000000004 and round the rank up to 20.
+    """
+    thousandths = round(percentile * 1000)
+    return max(1, -(-thousandths * count // 100_000))

@@ -26,6 +26,11 @@ class ErrorClass(StrEnum):
     """A stream ended without [DONE] or without a finish_reason, or the connection dropped mid-response."""
     INVALID_RESPONSE = "invalid_response"
     """A 2xx response whose body is not the expected JSON."""
+    DROPPED = "dropped"
+    """Open model: never sent, because max_in_flight requests were outstanding until the load ended.
+
+    Counted as failed, so a server too slow to drain its queue cannot look better for it.
+    """
 
 
 class TokenSource(StrEnum):

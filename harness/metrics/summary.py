@@ -30,21 +30,31 @@ class Measurements:
     """Actual send minus intended start, for every request that was sent."""
     prompt_tokens: int
     completion_tokens: int
+    throughput_per_s: float | None
+    """Successful responses per second between the first and the last successful response."""
     token_sources: dict[str, int] = field(default_factory=dict)
+    error_examples: dict[str, str] = field(default_factory=dict)
+    """The first error message seen for each error class."""
+
+    @property
+    def judged(self) -> int:
+        """Requests that did not get a 429 response: the denominator of the error rate."""
+        return self.requests - self.rate_limited
 
     @property
     def error_rate(self) -> float | None:
-        return self.errors / self.requests if self.requests else None
+        return self.errors / self.judged if self.judged else None
 
     @property
-    def throughput_per_s(self) -> float | None:
-        return self.successes / self.window_s if self.window_s > 0 else None
+    def rate_limited_ratio(self) -> float | None:
+        return self.rate_limited / self.requests if self.requests else None
 
 
 def summarize(records: Sequence[RequestRecord]) -> Measurements:
     """Compute the run's measurements from its records."""
     e2e, ttft, send_lag = LatencyHistogram(), LatencyHistogram(), LatencyHistogram()
     error_classes: Counter[str] = Counter()
+    error_examples: dict[str, str] = {}
     token_sources: Counter[str] = Counter()
     successes = errors = rate_limited = prompt_tokens = completion_tokens = 0
 
@@ -56,6 +66,7 @@ def summarize(records: Sequence[RequestRecord]) -> Measurements:
             _record_latencies(record, e2e, ttft)
         elif record.error_class is not None:
             error_classes[record.error_class.value] += 1
+            error_examples.setdefault(record.error_class.value, record.error or "")
             if record.is_error:
                 errors += 1
             else:
@@ -77,7 +88,9 @@ def summarize(records: Sequence[RequestRecord]) -> Measurements:
         send_lag=send_lag,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
+        throughput_per_s=_completion_rate(records),
         token_sources=dict(token_sources),
+        error_examples=error_examples,
     )
 
 
@@ -86,6 +99,19 @@ def _record_latencies(record: RequestRecord, e2e: LatencyHistogram, ttft: Latenc
         e2e.record(record.e2e_latency)
     if record.ttft is not None:
         ttft.record(record.ttft)
+
+
+def _completion_rate(records: Sequence[RequestRecord]) -> float | None:
+    """Return (n - 1) / (last end - first end) over the n successful responses.
+
+    Counting between completions leaves out the ramp before the first response and the drain
+    after the schedule ends, so a short run is not penalised for its edges, while a server
+    that falls behind still shows its lower completion rate.
+    """
+    ends = sorted(record.end for record in records if record.ok and record.end is not None)
+    if len(ends) < 2 or ends[-1] <= ends[0]:
+        return None
+    return (len(ends) - 1) / (ends[-1] - ends[0])
 
 
 def _window_s(records: Sequence[RequestRecord]) -> float:

@@ -7,11 +7,14 @@ Bump SCHEMA_VERSION when a field changes meaning or disappears; adding a field k
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 1
+SUMMARY_SCHEMA_ID = "https://slogate.dev/schemas/summary-v1.json"
+SUMMARY_SCHEMA_FILE = Path(__file__).with_name("summary.schema.json")
 
 Verdict = Literal["pass", "warn", "fail", "error"]
 
@@ -44,9 +47,12 @@ class MeasurementsReport(ReportModel):
     errors: int
     rate_limited: int = Field(description="429 responses, counted apart from errors.")
     error_classes: dict[str, int]
+    error_examples: dict[str, str] = Field(description="The first error message of each error class.")
     window_s: float = Field(description="From the first intended start to the last response end.")
     scheduled_s: float = Field(description="How long the load schedule ran.")
-    throughput_per_s: float | None = Field(description="Successful requests per second over window_s.")
+    throughput_per_s: float | None = Field(
+        description="Successful responses per second between the first and the last successful response."
+    )
     error_rate: float | None
     e2e_latency: Distribution
     ttft: Distribution
@@ -102,6 +108,12 @@ class ScenarioReport(ReportModel):
     requests_file: str | None = Field(description="Per-request CSV, relative to the run folder.")
 
 
+def summary_json_schema() -> dict[str, Any]:
+    """Return the JSON Schema of summary.json, as shipped in summary.schema.json."""
+    schema = RunSummary.model_json_schema(mode="serialization")
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SUMMARY_SCHEMA_ID, **schema}
+
+
 class RunSummary(ReportModel):
     schema_version: Literal[1] = 1
     run_id: str
@@ -111,4 +123,7 @@ class RunSummary(ReportModel):
     backend: str
     duration_scale: float
     verdict: Verdict
+    errors: list[str] = Field(
+        description="Problems that kept scenarios from running: invalid scenario files, an interrupted run."
+    )
     scenarios: list[ScenarioReport]

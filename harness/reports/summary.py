@@ -46,6 +46,7 @@ def measurements_report(measurements: Measurements, scheduled_s: float, queued: 
         errors=measurements.errors,
         rate_limited=measurements.rate_limited,
         error_classes=measurements.error_classes,
+        error_examples=measurements.error_examples,
         window_s=round(measurements.window_s, 6),
         scheduled_s=round(scheduled_s, 6),
         throughput_per_s=measurements.throughput_per_s,
@@ -130,7 +131,11 @@ def build_summary(
     settings: RunSettings,
     started_at: datetime,
     reports: Sequence[ScenarioReport],
+    errors: Sequence[str] = (),
 ) -> RunSummary:
+    verdicts = [report.verdict for report in reports]
+    if errors:
+        verdicts.append("error")
     return RunSummary(
         run_id=settings.run_id,
         started_at=started_at,
@@ -138,6 +143,7 @@ def build_summary(
         slogate_version=__version__,
         backend=settings.backend,
         duration_scale=settings.duration_scale,
-        verdict=run_verdict([report.verdict for report in reports]),
+        verdict=run_verdict(verdicts),
+        errors=list(errors),
         scenarios=list(reports),
     )

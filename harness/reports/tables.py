@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from harness.metrics.definitions import format_metric_value
+from harness.reports.explain import describe_failed_requests
 from harness.reports.schema import RunSummary, ScenarioReport, SLOResult
-from harness.slo.evaluate import format_metric_value
 
 SLO_HEADERS = ("scenario", "SLO", "observed", "limit", "samples", "gate", "result")
 
@@ -82,6 +83,18 @@ def render_markdown(summary: RunSummary) -> str:
     lines += _markdown_table(SLO_HEADERS, slo_rows(summary))
     for scenario in summary.scenarios:
         if scenario.error:
-            lines += ["", f"## {scenario.name}: error", "", "```", scenario.error.strip(), "```"]
+            lines += ["", f"## {scenario.name}: error", "", *_code_block(scenario.error)]
+        elif scenario.measurements is not None and scenario.measurements.error_classes:
+            failed = describe_failed_requests(scenario.measurements)
+            lines += ["", f"## {scenario.name}: failed requests", "", *_code_block("\n".join(failed))]
+    if summary.errors:
+        lines += ["", "## Errors", ""]
+        for error in summary.errors:
+            lines += [*_code_block(error), ""]
     lines.append("")
     return "\n".join(lines)
+
+
+def _code_block(text: str) -> list[str]:
+    fence = "````" if "```" in text else "```"
+    return [fence, text.strip(), fence]

@@ -5,41 +5,19 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from harness.scenario.errors import Problem, ScenarioError
-from harness.scenario.model import Scenario
-
-Location = tuple[str | int, ...]
-Mark = tuple[int, int]
-"""1-based line and column."""
+from harness.scenario.model import Location, Scenario
+from harness.scenario.yamlsource import SourceMap, parse_yaml, read_text
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
-
-
-@dataclass(frozen=True)
-class SourceMap:
-    """Where each key and value of a YAML document starts."""
-
-    keys: dict[Location, Mark]
-    values: dict[Location, Mark]
-
-    def mark_for(self, location: Location, *, of_key: bool) -> Mark | None:
-        """Return the mark of ``location``, or of its nearest ancestor that is in the file."""
-        table = self.keys if of_key else self.values
-        for end in range(len(location), -1, -1):
-            prefix = location[:end]
-            mark = table.get(prefix) or self.values.get(prefix)
-            if mark is not None:
-                return mark
-        return None
 
 
 @dataclass(frozen=True)
@@ -53,100 +31,89 @@ class LoadedScenario:
         return mark[0] if mark else None
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys instead of keeping the last one."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, yaml.Node] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if key in seen:
-                first = seen[key].start_mark.line + 1
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping",
-                    node.start_mark,
-                    f"found duplicate key {key!r} (first defined on line {first})",
-                    key_node.start_mark,
-                )
-            seen[key] = key_node
-        return super().construct_mapping(node, deep=deep)
-
-
-def _mark(node: yaml.Node) -> Mark:
-    return node.start_mark.line + 1, node.start_mark.column + 1
-
-
-def _index(node: yaml.Node, location: Location, source: SourceMap) -> None:
-    source.values[location] = _mark(node)
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            child = (*location, str(key_node.value))
-            source.keys[child] = _mark(key_node)
-            _index(value_node, child, source)
-    elif isinstance(node, yaml.SequenceNode):
-        for position, item in enumerate(node.value):
-            _index(item, (*location, position), source)
-
-
-def parse_yaml(text: str, path: Path) -> tuple[Any, SourceMap]:
-    """Parse one YAML document; return its data and where each key and value sits."""
-    loader = _StrictLoader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
-        message = " ".join(part for part in (exc.context, exc.problem) if part)
-        raise ScenarioError([Problem(path, line, column, None, f"invalid YAML: {message}")]) from None
-    except yaml.YAMLError as exc:
-        raise ScenarioError([Problem(path, None, None, None, f"invalid YAML: {exc}")]) from None
-    finally:
-        loader.dispose()
-    source = SourceMap({}, {})
-    if node is not None:
-        _index(node, (), source)
-    return data, source
-
-
 def load_scenario(path: Path | str) -> LoadedScenario:
     """Read, parse and validate a scenario file; raise ScenarioError naming every problem."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError([Problem(path, None, None, None, f"cannot read the file: {exc}")]) from None
-    data, source = parse_yaml(text, path)
+    data, source = parse_yaml(read_text(path), path)
     if not isinstance(data, dict):
-        kind = "empty" if data is None else f"a {type(data).__name__}"
-        message = f"a scenario must be a mapping with version, name, load and slo keys; this file is {kind}"
+        message = f"a scenario must be a mapping with version, name, load and slo keys; {_describe(data)}"
         raise ScenarioError([Problem(path, 1, 1, None, message)])
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        problems = [_problem_from(error, path, source) for error in _deduplicated(exc.errors())]
-        raise ScenarioError(sorted(problems, key=lambda p: (p.line or 0, p.column or 0))) from None
+        errors = _without_misspelt_missing(_deduplicated(exc.errors()))
+        raise ScenarioError(_sorted([_problem_from(error, path, source) for error in errors])) from None
+    problems = [
+        _problem_at(location, message, path, source) for location, message in scenario.consistency_problems()
+    ]
+    if problems:
+        raise ScenarioError(_sorted(problems))
     return LoadedScenario(scenario, path, source)
+
+
+def _describe(data: Any) -> str:
+    if data is None:
+        return "this file is empty"
+    if isinstance(data, str | int | float | bool):
+        return "this file holds a single plain value"
+    return "this file holds a list"
+
+
+def _sorted(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: (p.line or 0, p.column or 0))
+
+
+def _problem_at(location: Location, message: str, path: Path, source: SourceMap) -> Problem:
+    mark = source.mark_for(location, of_key=False)
+    line, column = mark if mark else (None, None)
+    return Problem(path, line, column, format_location(location), message)
 
 
 def _deduplicated(errors: Iterable[ErrorDetails]) -> list[ErrorDetails]:
     """Keep one error per YAML location: a union type reports each failed alternative."""
     kept: dict[Location, ErrorDetails] = {}
     for error in errors:
-        location = _yaml_location(error["loc"])
+        location = _error_location(error)
         kept.setdefault(location, error)
     return list(kept.values())
 
 
-def _yaml_location(loc: Sequence[str | int]) -> Location:
-    """Drop the parts of a pydantic location that name union alternatives, not YAML keys."""
+def _without_misspelt_missing(errors: list[ErrorDetails]) -> list[ErrorDetails]:
+    """Drop "missing X" when an unknown sibling key is a likely misspelling of X.
+
+    The unknown-key error already says "did you mean X", so the missing error only repeats it.
+    """
+    unknown: dict[Location, list[str]] = {}
+    for error in errors:
+        if error["type"] == "extra_forbidden":
+            location = _error_location(error)
+            unknown.setdefault(location[:-1], []).append(str(location[-1]))
+    kept = []
+    for error in errors:
+        location = _error_location(error)
+        siblings = unknown.get(location[:-1], [])
+        if error["type"] == "missing" and difflib.get_close_matches(str(location[-1]), siblings, n=1):
+            continue
+        kept.append(error)
+    return kept
+
+
+def _error_location(error: ErrorDetails) -> Location:
+    """Return the YAML location of a pydantic error, dropping parts that are not YAML keys.
+
+    Pydantic adds the names of union alternatives (``str``, ``list[...]``) and ``[key]`` for a
+    bad dictionary key. An unknown key is not a model field, but it is the location to report.
+    """
     location: list[str | int] = []
     model: Any = Scenario
-    for part in loc:
-        if isinstance(part, str) and model is None and location:
-            break  # a union alternative such as 'str' or 'list[...]'
+    loc = error["loc"]
+    for position, part in enumerate(loc):
+        child = _child_type(model, part)
+        is_unknown_key = error["type"] == "extra_forbidden" and position == len(loc) - 1
+        if child is None and location and not is_unknown_key:
+            break
         location.append(part)
-        model = _child_type(model, part)
+        model = child
     return tuple(location)
 
 
@@ -182,7 +149,7 @@ def format_location(location: Location) -> str:
 
 
 def _problem_from(error: ErrorDetails, path: Path, source: SourceMap) -> Problem:
-    location = _yaml_location(error["loc"])
+    location = _error_location(error)
     kind = error["type"]
     mark = source.mark_for(location, of_key=kind in ("extra_forbidden", "missing"))
     line, column = mark if mark else (None, None)
@@ -223,6 +190,18 @@ def _model_fields(annotation: Any) -> list[str]:
         if isinstance(candidate, type) and issubclass(candidate, BaseModel):
             return list(candidate.model_fields)
     return []
+
+
+def duplicate_name_problem(loaded: LoadedScenario, seen: dict[str, Path]) -> Problem | None:
+    """Return a problem when another file already uses this scenario's name; otherwise remember it."""
+    name = loaded.scenario.name
+    first = seen.setdefault(name, loaded.path)
+    if first == loaded.path:
+        return None
+    mark = loaded.source.mark_for(("name",), of_key=False)
+    line, column = mark if mark else (None, None)
+    message = f"scenario name {name!r} is already used by {first}; reports and test ids need unique names"
+    return Problem(loaded.path, line, column, "name", message)
 
 
 def find_scenario_files(paths: Iterable[Path | str]) -> list[Path]:

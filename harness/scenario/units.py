@@ -2,7 +2,8 @@
 
 A duration is a number with a unit (``250ms``, ``1.5s``, ``2m``, ``1h``); a bare number is
 rejected because nobody can tell whether ``30`` meant seconds or milliseconds. A percentage
-is ``1%`` or a fraction between 0 and 1. A rate is a number per second, or ``1200/min``.
+needs its ``%`` sign for the same reason (``0.5`` could mean 50% or 0.5%). A rate is a number
+per second, or ``1200/min``. Zero is the one value accepted without a unit.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ _PERCENT_RE = re.compile(rf"^{_NUMBER}\s*%$")
 _RATE_RE = re.compile(rf"^{_NUMBER}\s*/\s*(?P<unit>sec|s|min|m|h)$")
 
 DURATION_HELP = "a number with a unit: us, ms, s, m (or min), h; for example 250ms, 30s, 2m"
-PERCENT_HELP = "a percentage such as 1% or 0.5%, or a fraction between 0 and 1 such as 0.01"
+PERCENT_HELP = "a percentage with a % sign, such as 1%, 0.5% or 100%"
 RATE_HELP = "requests per second as a number, or with a unit: 20/s, 1200/min, 3600/h"
 
 
@@ -53,7 +54,9 @@ def parse_percent(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a percentage, got {value!r}: {PERCENT_HELP}")
     if isinstance(value, int | float):
-        fraction = float(value)
+        if value != 0:
+            raise ValueError(f"the percentage {value!r} has no % sign: {PERCENT_HELP}")
+        fraction = 0.0
     elif isinstance(value, str) and (match := _PERCENT_RE.match(value.strip())):
         fraction = float(match["number"]) / 100
     else:
@@ -68,7 +71,10 @@ def parse_rate(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a rate, got {value!r}: {RATE_HELP}")
     if isinstance(value, int | float):
-        return _finite(float(value), RATE_HELP)
+        rate = _finite(float(value), RATE_HELP)
+        if rate < 0:
+            raise ValueError(f"a rate cannot be negative, got {value!r}")
+        return rate
     if isinstance(value, str) and (match := _RATE_RE.match(value.strip())):
         return float(match["number"]) * RATE_UNITS_PER_S[match["unit"]]
     raise ValueError(f"invalid rate {value!r}: {RATE_HELP}")
@@ -82,6 +88,8 @@ def format_duration(seconds: float) -> str:
         return f"{seconds * 1000:g}ms"
     if seconds < 120 or seconds % 60:
         return f"{seconds:g}s"
+    if seconds % 3600 == 0:
+        return f"{seconds / 3600:g}h"
     return f"{seconds / 60:g}m"
 
 
@@ -113,29 +121,14 @@ Percent = Annotated[
     PlainSerializer(format_percent, return_type=str),
     WithJsonSchema(
         {
-            "anyOf": [
-                {"type": "string", "pattern": PERCENT_PATTERN},
-                {"type": "number", "minimum": 0, "maximum": 1},
-            ],
+            "anyOf": [{"type": "string", "pattern": PERCENT_PATTERN}, {"const": 0}],
             "description": f"Percentage: {PERCENT_HELP}.",
-            "examples": ["1%", "0.5%", 0.01],
+            "examples": ["1%", "0.5%"],
         }
     ),
 ]
-"""A fraction in Python; ``1%`` or ``0.01`` in YAML."""
+"""A fraction in Python; ``1%`` in YAML."""
 
-Rate = Annotated[
-    float,
-    BeforeValidator(parse_rate),
-    WithJsonSchema(
-        {
-            "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": RATE_PATTERN}],
-            "description": f"Rate: {RATE_HELP}.",
-            "examples": [20, "20/s", "1200/min"],
-        }
-    ),
-]
-"""Events per second in Python; a number or ``1200/min`` in YAML."""
 
 THRESHOLD_JSON_SCHEMA = {
     "anyOf": [

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
-from harness.metrics.definitions import METRICS, MetricKind
+from harness.metrics.definitions import METRICS, MetricKind, format_metric_value
 from harness.metrics.histogram import LatencyHistogram
 from harness.metrics.summary import Measurements
-from harness.scenario.model import GateMode, SLOSpec
-from harness.scenario.units import format_percent
+from harness.scenario.base import GateMode
+from harness.scenario.slo import SLOSpec
 
 
 class Status(StrEnum):
@@ -49,17 +49,6 @@ class SLOVerdict:
         return format_metric_value(self.metric, value)
 
 
-def format_metric_value(metric: str, value: float | None) -> str:
-    if value is None:
-        return "no data"
-    kind = METRICS[metric].kind
-    if kind is MetricKind.LATENCY:
-        return f"{value:.1f}ms" if value < 1000 else f"{value / 1000:.4g}s"
-    if kind is MetricKind.RATIO:
-        return format_percent(value)
-    return f"{value:.2f}/s"
-
-
 def default_name(slo: SLOSpec) -> str:
     operator = "<=" if slo.comparator == "max" else ">="
     percentile = f" p{slo.percentile:g}" if slo.percentile is not None else ""
@@ -82,7 +71,9 @@ def _observe(slo: SLOSpec, measurements: Measurements) -> tuple[float | None, in
         # Microsecond resolution, as recorded, so float noise cannot fail a value equal to the limit.
         return (round(value * 1000, 3) if value is not None else None), histogram.count
     if slo.metric == "error_rate":
-        return measurements.error_rate, measurements.requests
+        return measurements.error_rate, measurements.judged
+    if slo.metric == "rate_limited":
+        return measurements.rate_limited_ratio, measurements.requests
     if slo.metric == "throughput":
         return measurements.throughput_per_s, measurements.successes
     raise AssertionError(f"no observation defined for metric {slo.metric!r}")
@@ -91,6 +82,9 @@ def _observe(slo: SLOSpec, measurements: Measurements) -> tuple[float | None, in
 def evaluate_slo(slo: SLOSpec, measurements: Measurements, gate: GateMode, line: int | None) -> SLOVerdict:
     observed, samples = _observe(slo, measurements)
     limit = _limit_in_report_unit(slo)
+    if observed is not None:
+        # Ratios and rates as decimals: 7 errors in 1000 requests must meet a 0.7% limit exactly.
+        observed, limit = round(observed, 12), round(limit, 12)
     if observed is None or samples == 0:
         status = Status.NO_DATA
     elif slo.comparator == "max":

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from harness.scenario.model import StackSpec, UpstreamSpec
+from harness.scenario.stack import StackSpec, UpstreamSpec
 from harness.stack.base import Endpoints
 from harness.stack.errors import StackError
 from harness.stack.process import ManagedProcess, bind_loopback_socket, http_probe, wait_until_ready
@@ -36,6 +37,15 @@ def mock_llm_argv(fd: int, spec: UpstreamSpec) -> list[str]:
 
 def gateway_argv(fd: int, config_path: Path) -> list[str]:
     return [sys.executable, "-m", "target_service.cli", "--config", str(config_path), "--fd", str(fd)]
+
+
+def service_environment() -> dict[str, str]:
+    """Return the harness's environment without gateway overrides for the services it starts.
+
+    A developer's SLOGATE_GATEWAY_* variables would otherwise reconfigure the stack's gateways
+    (their upstreams, even) without showing up in gateway.yaml or the reports.
+    """
+    return {name: value for name, value in os.environ.items() if not name.startswith("SLOGATE_GATEWAY_")}
 
 
 def gateway_config(spec: StackSpec, redis_url: str, upstream_urls: dict[str, str]) -> dict[str, Any]:
@@ -76,9 +86,7 @@ class LocalStack:
         return self.endpoints
 
     def _start_all(self) -> Endpoints:
-        redis_process, redis_url = start_redis(self.workdir, timeout_s=self.ready_timeout_s)
-        self.processes.append(redis_process)
-        self._write_process_list()
+        _, redis_url = start_redis(self.workdir, timeout_s=self.ready_timeout_s, on_start=self._started)
 
         upstream_urls = self._start_http_services(
             {name: (lambda fd, s=spec: mock_llm_argv(fd, s)) for name, spec in self.spec.upstreams.items()},
@@ -105,6 +113,11 @@ class LocalStack:
             upstream_urls=upstream_urls,
         )
 
+    def _started(self, process: ManagedProcess) -> None:
+        """Track a started process at once, so an interrupt during start-up still stops it."""
+        self.processes.append(process)
+        self._write_process_list()
+
     def _write_process_list(self) -> None:
         """Record what was started, so an operator (or a test) can check that nothing outlived the stack."""
         listing = [
@@ -115,7 +128,7 @@ class LocalStack:
     def _start_http_services(
         self, argv_by_name: dict[str, Any], prefix: str, ready_path: str
     ) -> dict[str, str]:
-        """Start one process per name on an inherited loopback socket; wait until each answers."""
+        """Start one process per name on an inherited loopback socket; wait until each is ready."""
         started: dict[str, tuple[ManagedProcess, str]] = {}
         for name, make_argv in argv_by_name.items():
             sock = bind_loopback_socket()
@@ -125,11 +138,11 @@ class LocalStack:
                     f"{prefix}{name}",
                     make_argv(sock.fileno()),
                     self.workdir / f"{prefix}{name}.log",
+                    env=service_environment(),
                     pass_fds=(sock.fileno(),),
                 )
-                self.processes.append(process)
                 process.start()
-                self._write_process_list()
+                self._started(process)
             finally:
                 sock.close()
             started[name] = (process, f"http://127.0.0.1:{port}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.scenario.model import StackSpec
+from harness.scenario.stack import StackSpec
 from harness.stack.base import Endpoints, StackBackend
 from harness.stack.errors import StackError
 

@@ -44,7 +44,7 @@ def redis_argv(binary: str, port: int, data_dir: Path) -> list[str]:
 
 
 def redis_ping_probe(url: str) -> Callable[[], bool]:
-    """Return a probe that is True when the Redis server at ``url`` answers PING."""
+    """Return a probe that is True when the Redis server at ``url`` replies to PING."""
 
     def probe() -> bool:
         client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
@@ -59,12 +59,18 @@ def redis_ping_probe(url: str) -> Callable[[], bool]:
 
 
 def start_redis(
-    log_dir: Path, timeout_s: float = 10.0, port: int | None = None, attempts: int = 3
+    log_dir: Path,
+    timeout_s: float = 10.0,
+    port: int | None = None,
+    attempts: int = 3,
+    on_start: Callable[[ManagedProcess], None] | None = None,
 ) -> tuple[ManagedProcess, str]:
     """Start redis-server on a free loopback port and wait for PING; return the process and its URL.
 
     redis-server cannot take an inherited socket, so a free port is picked and the start is
     retried on another port when something else took it first. A fixed ``port`` is tried once.
+    ``on_start`` is called with each process as soon as it starts, so a caller can stop it
+    even if an interrupt arrives before Redis is ready.
     """
     binary = find_redis_server()
     data_dir = log_dir / "redis-data"
@@ -75,6 +81,8 @@ def start_redis(
         url = f"redis://127.0.0.1:{chosen}/0"
         process = ManagedProcess("redis", redis_argv(binary, chosen, data_dir), log_dir / "redis.log")
         process.start()
+        if on_start is not None:
+            on_start(process)
         try:
             wait_until_ready(process, redis_ping_probe(url), f"PING on {url}", timeout_s)
         except StackError as exc:

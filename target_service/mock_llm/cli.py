@@ -9,11 +9,12 @@ from collections.abc import Sequence
 import uvloop
 from aiohttp import web
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from target_service.mock_llm.server import create_mock_app
 from target_service.mock_llm.settings import MockSettings
 from target_service.observability import announce_listening, configure_logging, log_event
-from target_service.sockets import listening_socket, socket_url
+from target_service.sockets import ListenError, listening_socket, socket_url
 
 SHUTDOWN_TIMEOUT_S = 2.0
 
@@ -62,15 +63,24 @@ def settings_from_args(args: argparse.Namespace) -> MockSettings:
     )
 
 
+def _describe_invalid_flag(error: ErrorDetails) -> str:
+    flag = "--" + str(error["loc"][0]).replace("_", "-") if error["loc"] else "arguments"
+    return f"{flag}: {error['msg'].lower()}, got {error.get('input')!r}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         settings = settings_from_args(args)
     except ValidationError as exc:
-        parser.error(str(exc))
+        parser.error("; ".join(_describe_invalid_flag(error) for error in exc.errors()))
     configure_logging("info")
-    sock = listening_socket(args.host, args.port, args.fd)
+    try:
+        sock = listening_socket(args.host, args.port, args.fd)
+    except ListenError as exc:
+        print(f"slogate-mock-llm: {exc}", file=sys.stderr)
+        return 2
     announce_listening(socket_url(sock), settings=settings.model_dump())
     web.run_app(
         create_mock_app(settings),

@@ -24,14 +24,14 @@ def test_run_impossible_slo_exits_nonzero(tmp_path: Path, write_scenario: WriteS
     path = write_scenario(slo=IMPOSSIBLE_TTFT)
     result = slogate("run", str(path), "--run-id", "r1", cwd=tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "SLO failed: ttft p50 <= 1.0ms: observed" in result.stdout
+    assert "SLO failed: ttft p50 <= 1ms: observed" in result.stdout
     summary = json.loads((tmp_path / "reports" / "r1" / "summary.json").read_text())
     (slo,) = summary["scenarios"][0]["slos"]
     assert slo["status"] == "fail"
     assert slo["observed"] > slo["limit"] == 1.0
     junit = (tmp_path / "reports" / "r1" / "junit.xml").read_text()
     assert 'failures="1"' in junit
-    assert "ttft p50 &lt;= 1.0ms" in junit
+    assert "ttft p50 &lt;= 1ms" in junit
 
 
 def test_run_passing_scenario_exits_zero(tmp_path: Path, write_scenario: WriteScenario) -> None:
@@ -69,6 +69,9 @@ def test_run_interrupted_leaves_no_process(tmp_path: Path, write_scenario: Write
     assert process.returncode == 2, output
     assert "KeyboardInterrupt" in output
     assert [pid for pid in pids if pid_alive(pid)] == []
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["verdict"] == "error"
+    assert summary["errors"] == ["the run was interrupted before every scenario finished"]
 
 
 def test_validate_reports_every_problem(tmp_path: Path, write_scenario: WriteScenario) -> None:
@@ -80,6 +83,14 @@ def test_validate_reports_every_problem(tmp_path: Path, write_scenario: WriteSce
     assert "good.yaml: ok (scenario tiny)" in result.stdout
     assert "bad.yaml:12:19: load.requests[0].max_tokens: Input should be a valid integer" in result.stderr
     assert "1 valid, 1 invalid" in result.stderr
+
+
+def test_validate_rejects_duplicate_names(tmp_path: Path, write_scenario: WriteScenario) -> None:
+    write_scenario("a.yaml")
+    write_scenario("b.yaml")
+    result = slogate("validate", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "b.yaml:2:7: name: scenario name 'tiny' is already used by" in result.stderr
 
 
 def test_validate_shipped_scenarios(tmp_path: Path) -> None:

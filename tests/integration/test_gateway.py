@@ -337,6 +337,12 @@ def test_metrics_count_requests(gateway: RunningServer) -> None:
     assert samples[("slogate_in_flight_requests", ())] == 0
 
 
+def test_metrics_skip_other_methods(gateway: RunningServer) -> None:
+    assert httpx.get(f"{gateway.url}/v1/chat/completions").status_code == 405
+    samples = scrape_samples(gateway)
+    assert ("slogate_requests_total", (("model", "unknown"), ("status", "405"))) not in samples
+
+
 def test_metrics_count_upstream_errors(gateway: RunningServer) -> None:
     post_chat(gateway, {"model": "failing-llm", "messages": MESSAGES})
     samples = scrape_samples(gateway)

@@ -55,7 +55,7 @@ def test_local_stack_failed_start_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(StackError, match="exited with code") as caught:
         stack.up()
     assert "mock-llm-primary" in str(caught.value)
-    assert "ttft_ms" in str(caught.value)
+    assert "--ttft-ms: input should be greater than or equal to 0" in str(caught.value)
     assert "redis" in stack.logs()
     assert [pid for pid in stack.pids() if pid_alive(pid)] == []
 
@@ -72,3 +72,15 @@ def test_stack_pool_reuses_same_settings(tmp_path: Path) -> None:
     finally:
         pool.close()
     assert not other.is_healthy()
+
+
+def test_local_stack_ignores_gateway_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLOGATE_GATEWAY_LOG_LEVEL", "bogus")
+    monkeypatch.setenv("SLOGATE_GATEWAY_UPSTREAMS__PRIMARY__BASE_URL", "http://127.0.0.1:9/v1")
+    stack = LocalStack(StackSpec(), tmp_path)
+    try:
+        endpoints = stack.up()
+        response = httpx.post(f"{endpoints.gateway_urls[0]}/v1/chat/completions", json=CHAT, timeout=10)
+        assert response.status_code == 200
+    finally:
+        stack.down()

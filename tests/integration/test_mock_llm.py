@@ -6,7 +6,10 @@ import asyncio
 import itertools
 import json
 import random
+import socket
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -228,3 +231,19 @@ def test_mock_stats_count_requests(mock_flaky: RunningServer) -> None:
 def test_mock_lists_its_model(mock_seed0: RunningServer) -> None:
     body = httpx.get(f"{mock_seed0.url}/v1/models").json()
     assert [model["id"] for model in body["data"]] == ["mock-llm"]
+
+
+def test_mock_port_in_use_exits_cleanly(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "target_service.mock_llm.cli", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -3,8 +3,10 @@
 import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 
+from harness.reports.schema import SUMMARY_SCHEMA_FILE
 from tests.conftest import pid_alive, scenario_text, started_pids
 
 IMPOSSIBLE_TTFT = "- {metric: ttft, percentile: 50, max: 1ms}"
@@ -36,15 +38,15 @@ def test_impossible_slo_fails_run(pytester: pytest.Pytester) -> None:
     result = run(pytester, str(path))
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     (slo,) = summary(pytester)["scenarios"][0]["slos"]
-    assert slo["name"] == "ttft p50 <= 1.0ms"
+    assert slo["name"] == "ttft p50 <= 1ms"
     assert slo["status"] == "fail"
     assert slo["limit"] == 1.0
     assert slo["observed"] > 1.0
     assert slo["samples"] == 10
     assert summary(pytester)["verdict"] == "fail"
     output = result.stdout.str()
-    assert f"tiny.yaml:{slo['line']}: SLO failed: ttft p50 <= 1.0ms: observed" in output
-    assert "limit max 1.0ms, 10 samples" in output
+    assert f"tiny.yaml:{slo['line']}: SLO failed: ttft p50 <= 1ms: observed" in output
+    assert "limit max 1ms, 10 samples" in output
     assert "slogate verdicts: FAIL" in output
 
 
@@ -54,6 +56,8 @@ def test_passing_scenario_writes_reports(pytester: pytest.Pytester) -> None:
     assert result.ret == pytest.ExitCode.OK
     run_dir = pytester.path / "reports" / "test-run"
     assert summary(pytester)["schema_version"] == 1
+    schema = json.loads(SUMMARY_SCHEMA_FILE.read_text())
+    jsonschema.validate(summary(pytester), schema)
     assert summary(pytester)["verdict"] == "pass"
     assert "| tiny | PASS |" in (run_dir / "summary.md").read_text()
     assert "<testcase" in (run_dir / "junit.xml").read_text()
@@ -74,7 +78,7 @@ def test_warn_gate_reports_without_failing(pytester: pytest.Pytester) -> None:
     result = run(pytester, str(write(pytester, "tiny.yaml", slo=slo)))
     assert result.ret == pytest.ExitCode.OK
     assert summary(pytester)["verdict"] == "warn"
-    result.stdout.fnmatch_lines(["*ttft p50 <= 1.0ms*FAIL (warn)*"])
+    result.stdout.fnmatch_lines(["*ttft p50 <= 1ms*FAIL (warn)*"])
 
 
 def test_malformed_scenario_names_file_line_field(pytester: pytest.Pytester) -> None:
@@ -134,3 +138,80 @@ def test_python_test_uses_stack_pool(pytester: pytest.Pytester) -> None:
     )
     result = run(pytester)
     result.assert_outcomes(passed=1)
+
+
+def test_collection_error_still_writes_summary(pytester: pytest.Pytester) -> None:
+    write(pytester, "good.yaml", name="good")
+    broken = pytester.path / "broken.yaml"
+    broken.write_text(scenario_text("broken").replace("max_tokens: 4", "max_tokens: four"), encoding="utf-8")
+    result = run(pytester, str(pytester.path / "good.yaml"), str(broken))
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert summary(pytester)["verdict"] == "error"
+    (error,) = summary(pytester)["errors"]
+    assert "broken.yaml:12:19: load.requests[0].max_tokens" in error
+    assert (pytester.path / "reports" / "latest").resolve().name == "test-run"
+    assert "## Errors" in (pytester.path / "reports" / "test-run" / "summary.md").read_text()
+
+
+def test_duplicate_scenario_names_rejected(pytester: pytest.Pytester) -> None:
+    first = write(pytester, "a.yaml", name="same")
+    second = write(pytester, "b.yaml", name="same")
+    result = run(pytester, str(first), str(second))
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*b.yaml:2:7: name: scenario name 'same' is already used by *a.yaml*"])
+
+
+def test_failure_explains_failed_requests(pytester: pytest.Pytester) -> None:
+    path = write(pytester, "tiny.yaml", upstream="{ttft_ms: 10, error_rate: 100%}")
+    result = run(pytester, str(path))
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "*1 blocking SLO(s) failed: error_rate <= 0%",
+            "*failed or rate-limited requests: 10 of 10",
+            "*10 http_status (first: HTTP 502: *",
+        ]
+    )
+    measurements = summary(pytester)["scenarios"][0]["measurements"]
+    assert measurements["error_examples"]["http_status"].startswith("HTTP 502")
+    assert "tiny: failed requests" in (pytester.path / "reports" / "test-run" / "summary.md").read_text()
+
+
+def test_junit_records_slo_properties(pytester: pytest.Pytester) -> None:
+    slo = "- {metric: error_rate, max: 0%}\n          " + IMPOSSIBLE_TTFT.replace("}", ", gate: warn}")
+    result = run(pytester, str(write(pytester, "tiny.yaml", slo=slo)), "--junitxml", "junit.xml")
+    assert result.ret == pytest.ExitCode.OK
+    junit = (pytester.path / "junit.xml").read_text()
+    assert (
+        '<property name="slo: error_rate &lt;= 0%" value="pass: observed 0%, limit max 0%, 10 samples"'
+        in junit
+    )
+    assert 'name="slo: ttft p50 &lt;= 1ms" value="fail: observed' in junit
+    result.stdout.fnmatch_lines(["*SLOWarning: tiny: ttft p50 <= 1ms: fail: observed*"])
+
+
+def test_uncollected_yaml_hint(pytester: pytest.Pytester) -> None:
+    (pytester.path / "gates").mkdir()
+    (pytester.path / "gates" / "a.yaml").write_text(scenario_text("a"), encoding="utf-8")
+    result = run(pytester, "gates")
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    result.stdout.fnmatch_lines(["*1 YAML file(s) were not collected as scenarios*"])
+
+
+def test_crashed_scenario_reported_as_error(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        import harness.runner
+
+        def crash(*args, **kwargs):
+            raise RuntimeError("engine exploded")
+
+        harness.runner.run_load_blocking = crash
+        """
+    )
+    result = run(pytester, str(write(pytester, "tiny.yaml")))
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert summary(pytester)["verdict"] == "error"
+    scenario = summary(pytester)["scenarios"][0]
+    assert scenario["verdict"] == "error"
+    assert scenario["error"] == "the scenario crashed: RuntimeError: engine exploded"

@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from harness.metrics.histogram import LatencyHistogram
+from harness.metrics.histogram import LatencyHistogram, nearest_rank
 
 
 def test_percentile_one_sample_is_that_sample() -> None:
@@ -62,3 +62,27 @@ def test_percentile_out_of_range_rejected(percentile: float) -> None:
 
 def test_mean_is_exact() -> None:
     assert LatencyHistogram.of([0.1, 0.2, 0.3]).mean == pytest.approx(0.2)
+
+
+def test_percentile_nearest_rank_shows_single_outlier() -> None:
+    histogram = LatencyHistogram.of([0.1] * 69 + [0.9])
+    # ceil(0.99 * 70) = 70: the one slow request out of 70 is the p99.
+    assert histogram.percentile(99) == pytest.approx(0.9)
+    assert histogram.percentile(98) == pytest.approx(0.1, rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("percentile", "count", "rank"), [(95, 20, 19), (50, 4, 2), (99.9, 1000, 999), (1, 1, 1)]
+)
+def test_nearest_rank_exact(percentile: float, count: int, rank: int) -> None:
+    assert nearest_rank(percentile, count) == rank
+
+
+def test_percentiles_match_sorted_samples() -> None:
+    rng = random.Random(3)
+    for count in (1, 2, 3, 10, 37, 100, 399):
+        values = sorted(round(rng.uniform(0.001, 2.0), 3) for _ in range(count))
+        histogram = LatencyHistogram.of(values)
+        for percentile in (1, 25, 50, 90, 95, 99, 99.9):
+            expected = values[nearest_rank(percentile, count) - 1]
+            assert histogram.percentile(percentile) == pytest.approx(expected, rel=1e-3), (count, percentile)

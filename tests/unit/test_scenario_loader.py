@@ -56,10 +56,60 @@ def test_unknown_key_names_file_line_field(tmp_path: Path) -> None:
     assert "scenario.yaml:6:3: load.durations:" in str(error)
 
 
-def test_unknown_key_also_reports_missing_field(tmp_path: Path) -> None:
+def test_misspelt_key_reported_once(tmp_path: Path) -> None:
     error = load_error(tmp_path, VALID.replace("  duration: 10s", "  durations: 10s"))
-    fields = {problem.field for problem in error.problems}
-    assert fields == {"load.durations", "load.duration"}
+    assert [problem.field for problem in error.problems] == ["load.durations"]
+
+
+def test_unrelated_unknown_key_keeps_missing_error(tmp_path: Path) -> None:
+    error = load_error(tmp_path, VALID.replace("  duration: 10s", "  colour: red"))
+    assert {problem.field for problem in error.problems} == {"load.colour", "load.duration"}
+
+
+def test_invalid_name_explains_rule(tmp_path: Path) -> None:
+    error = load_error(tmp_path, VALID.replace("name: example", "name: my scenario!"))
+    (problem,) = error.problems
+    assert problem.field == "name"
+    assert "invalid name 'my scenario!'" in problem.message
+    assert "letters, digits" in problem.message
+
+
+def test_empty_slo_list_rejected(tmp_path: Path) -> None:
+    text = VALID.split("slo:")[0] + "slo: []\n"
+    error = load_error(tmp_path, text)
+    (problem,) = error.problems
+    assert problem.field == "slo"
+    assert "at least one SLO" in problem.message
+
+
+def test_request_model_not_served_rejected(tmp_path: Path) -> None:
+    error = load_error(
+        tmp_path, VALID.replace("      max_tokens: 8", "      max_tokens: 8\n      model: gpt-4o")
+    )
+    (problem,) = error.problems
+    assert problem.field == "load.requests[0].model"
+    assert problem.line == 11
+    assert "'gpt-4o' is not served by this stack; served models: mock-llm" in problem.message
+
+
+def test_ttft_objective_needs_streaming(tmp_path: Path) -> None:
+    error = load_error(tmp_path, VALID.replace("  duration: 10s", "  duration: 10s\n  stream: false"))
+    (problem,) = error.problems
+    assert problem.field == "slo[0].metric"
+    assert "needs streaming requests" in problem.message
+
+
+def test_percentage_without_sign_rejected(tmp_path: Path) -> None:
+    error = load_error(tmp_path, VALID.replace("max: 1%", "max: 0.5"))
+    (problem,) = error.problems
+    assert problem.field == "slo[1].max"
+    assert "has no % sign" in problem.message
+
+
+def test_plain_value_file_rejected(tmp_path: Path) -> None:
+    error = load_error(tmp_path, "just some text\n")
+    (problem,) = error.problems
+    assert "holds a single plain value" in problem.message
 
 
 def test_wrong_type_names_field_and_value(tmp_path: Path) -> None:
@@ -107,7 +157,7 @@ def test_unknown_metric_lists_allowed(tmp_path: Path) -> None:
     (problem,) = error.problems
     assert problem.line == 13
     assert problem.field == "slo[1].metric"
-    assert "allowed metrics: e2e_latency, ttft, error_rate, throughput" in problem.message
+    assert "allowed metrics: e2e_latency, ttft, error_rate, rate_limited, throughput" in problem.message
 
 
 @pytest.mark.parametrize("percentile", ["101", "0", "p", "ninety"])
@@ -149,8 +199,9 @@ def test_scenario_without_slo_rejected(tmp_path: Path) -> None:
 def test_open_model_needs_rate(tmp_path: Path) -> None:
     error = load_error(tmp_path, VALID.replace("  rate_per_s: 5\n", ""))
     (problem,) = error.problems
-    assert problem.field == "load"
-    assert "rate_per_s" in problem.message
+    assert problem.field == "load.rate_per_s"
+    assert problem.line == 3
+    assert "the open model needs rate_per_s" in problem.message
 
 
 def test_closed_model_rejects_rate(tmp_path: Path) -> None:
@@ -163,7 +214,8 @@ def test_model_routing_to_unknown_upstream_rejected(tmp_path: Path) -> None:
     text = VALID.replace("load:", "stack:\n  models: {mock-llm: missing}\nload:")
     error = load_error(tmp_path, text)
     (problem,) = error.problems
-    assert problem.field == "stack"
+    assert problem.field == "stack.models"
+    assert problem.line == 4
     assert "'missing'" in problem.message
 
 
@@ -183,6 +235,87 @@ def test_empty_file_rejected(tmp_path: Path) -> None:
 def test_missing_file_rejected(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="cannot read the file"):
         load_scenario(tmp_path / "absent.yaml")
+
+
+@pytest.mark.parametrize(
+    ("replace", "field", "message"),
+    [
+        (("users: 2", "users: true"), "load.users", "valid integer"),
+        (("rate_per_s: 5", "rate_per_s: '5'"), "load.rate_per_s", "valid number"),
+        (("rate_per_s: 5", "rate_per_s: .inf"), "load.rate_per_s", "finite number"),
+        (("rate_per_s: 5", "rate_per_s: 1.0e-320"), "load.rate_per_s", "greater than or equal to 0.001"),
+        (("max_tokens: 8", "max_tokens: 8\n      weight: .inf"), "load.requests[0].weight", "finite number"),
+        (("duration: 10s", "duration: 10s\n  stream: yes"), "load.stream", "valid boolean"),
+        (("duration: 10s", "duration: 10s\n  timeout: 9999h"), "load.timeout", "at most 1h"),
+        (("duration: 10s", "duration: 999h"), "load.duration", "at most 168h"),
+        (("content: hello", "content: 5"), "load.requests[0].messages[0].content", "valid string"),
+        (("max: 1%", "max: 1%, gate: maybe"), "slo[1].gate", "'block' or 'warn'"),
+    ],
+)
+def test_strict_values_rejected(tmp_path: Path, replace: tuple[str, str], field: str, message: str) -> None:
+    text = (
+        VALID.replace("model: open\n  rate_per_s: 5", "model: closed\n  users: 2")
+        if "users" in replace[0]
+        else VALID
+    )
+    error = load_error(tmp_path, text.replace(*replace))
+    assert [problem.field for problem in error.problems] == [field]
+    assert message in error.problems[0].message
+
+
+def test_yaml_core_schema_keeps_words_as_strings(tmp_path: Path) -> None:
+    error = load_error(tmp_path, VALID.replace("name: example", "name: example\non: 012"))
+    (problem,) = error.problems
+    assert problem.field == "on"
+    assert "unknown field 'on'" in problem.message
+
+
+def test_yaml_core_schema_reads_leading_zero_as_decimal(tmp_path: Path) -> None:
+    loaded = load_scenario(write(tmp_path, VALID.replace("max_tokens: 8", "max_tokens: 012")))
+    assert loaded.scenario.load.requests[0].max_tokens == 12
+
+
+def test_yaml_merge_keys_supported(tmp_path: Path) -> None:
+    text = VALID.replace(
+        "    - messages:\n        - {role: user, content: hello}\n      max_tokens: 8",
+        "    - &base\n      messages:\n        - {role: user, content: hello}\n      max_tokens: 8\n"
+        "    - <<: *base\n      max_tokens: 16",
+    )
+    loaded = load_scenario(write(tmp_path, text))
+    assert [kind.max_tokens for kind in loaded.scenario.load.requests] == [8, 16]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("? [a, b]\n: 1\n", "mapping key must be a plain value"),
+        ("description: &r [*r]\n", "recursive alias"),
+        ("name: \x01\n", "invalid character"),
+    ],
+)
+def test_hostile_yaml_rejected_cleanly(tmp_path: Path, text: str, message: str) -> None:
+    error = load_error(tmp_path, text)
+    (problem,) = error.problems
+    assert problem.line == 1
+    assert message in problem.message
+
+
+def test_alias_bomb_rejected_quickly(tmp_path: Path) -> None:
+    levels = ["a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    for previous, current in zip("abcde", "bcdef", strict=True):
+        levels.append(f"{current}: &{current} [" + ", ".join([f"*{previous}"] * 10) + "]")
+    error = load_error(tmp_path, "\n".join(levels) + "\n")
+    assert "more than 100000 values" in error.problems[0].message
+
+
+def test_non_utf8_file_names_line(tmp_path: Path) -> None:
+    path = tmp_path / "scenario.yaml"
+    path.write_bytes(b"version: 1\nname: \xff\n")
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    (problem,) = caught.value.problems
+    assert problem.line == 2
+    assert "not UTF-8" in problem.message
 
 
 def test_several_problems_sorted_by_line(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,6 +75,52 @@ def test_json_schema_rejects_unknown_key() -> None:
     document = {"version": 1, "name": "x", "colour": "red", "load": {}, "slo": []}
     errors = list(jsonschema.Draft202012Validator(scenario_json_schema()).iter_errors(document))
     assert any("colour" in error.message for error in errors)
+
+
+SCHEMA_BASE: dict[str, Any] = {
+    "version": 1,
+    "name": "x",
+    "load": {"users": 1, "duration": "1s", "requests": [{"messages": [{"role": "user", "content": "x"}]}]},
+}
+
+
+@pytest.mark.parametrize(
+    ("case", "slo", "load"),
+    [
+        ("unknown metric", {"metric": "tfft", "percentile": 95, "max": "1s"}, {}),
+        ("latency limit without unit", {"metric": "ttft", "percentile": 95, "max": 1}, {}),
+        ("latency without percentile", {"metric": "ttft", "max": "1s"}, {}),
+        ("percentile on a ratio", {"metric": "error_rate", "percentile": 95, "max": "1%"}, {}),
+        ("ratio without percent sign", {"metric": "error_rate", "max": 0.5}, {}),
+        ("both limits", {"metric": "error_rate", "max": "1%", "min": "0%"}, {}),
+        ("no limit", {"metric": "error_rate"}, {}),
+        ("closed model without users", {"metric": "error_rate", "max": "1%"}, {"users": None}),
+        ("open model with users", {"metric": "error_rate", "max": "1%"}, {"model": "open", "rate_per_s": 5}),
+    ],
+)
+def test_json_schema_rejects_what_loader_rejects(
+    case: str, slo: dict[str, Any], load: dict[str, Any]
+) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    merged = {key: value for key, value in {**SCHEMA_BASE["load"], **load}.items() if value is not None}
+    document = {**SCHEMA_BASE, "load": merged, "slo": [slo]}
+    with pytest.raises(ValueError):
+        Scenario.model_validate(document)
+    errors = list(jsonschema.Draft202012Validator(scenario_json_schema()).iter_errors(document))
+    assert errors, f"the JSON Schema accepted: {case}"
+
+
+def test_json_schema_accepts_valid_slo_forms() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    slos = [
+        {"metric": "ttft", "percentile": "p99.9", "max": "1.5s"},
+        {"metric": "error_rate", "max": "0.5%"},
+        {"metric": "throughput", "min": "18/s"},
+        {"metric": "throughput", "min": 18},
+    ]
+    document = {**SCHEMA_BASE, "slo": slos}
+    Scenario.model_validate(document)
+    assert list(jsonschema.Draft202012Validator(scenario_json_schema()).iter_errors(document)) == []
 
 
 def test_json_schema_is_serializable() -> None:

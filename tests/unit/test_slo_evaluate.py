@@ -57,9 +57,34 @@ def test_error_rate_excludes_rate_limited() -> None:
         record(3, 0.1),
     ]
     measurements = summarize(records)
-    verdict = evaluate_slo(slo(metric="error_rate", max="25%"), measurements, "block", None)
+    verdict = evaluate_slo(slo(metric="error_rate", max="34%"), measurements, "block", None)
     assert measurements.rate_limited == 1
-    assert verdict.observed == pytest.approx(0.25)
+    assert verdict.observed == pytest.approx(1 / 3)
+    assert verdict.status is Status.PASS
+
+
+def test_error_rate_all_rate_limited_has_no_data() -> None:
+    records = [record(i, 0.1, status=429, error=ErrorClass.RATE_LIMITED) for i in range(5)]
+    measurements = summarize(records)
+    error_rate = evaluate_slo(slo(metric="error_rate", max="0%"), measurements, "block", None)
+    rate_limited = evaluate_slo(slo(metric="rate_limited", max="10%"), measurements, "block", None)
+    assert error_rate.status is Status.NO_DATA
+    assert rate_limited.observed == pytest.approx(1.0)
+    assert rate_limited.status is Status.FAIL
+
+
+def test_error_rate_not_diluted_by_rate_limited() -> None:
+    records = [record(0, 0.1), record(1, 0.1, status=500, error=ErrorClass.HTTP_STATUS)]
+    records += [record(i, 0.1, status=429, error=ErrorClass.RATE_LIMITED) for i in range(2, 12)]
+    verdict = evaluate_slo(slo(metric="error_rate", max="50%"), summarize(records), "block", None)
+    assert verdict.observed == pytest.approx(0.5)
+    assert verdict.samples == 2
+
+
+def test_error_rate_equal_to_limit_passes() -> None:
+    records = [record(i, 0.1) for i in range(993)]
+    records += [record(i, 0.1, status=500, error=ErrorClass.HTTP_STATUS) for i in range(993, 1000)]
+    verdict = evaluate_slo(slo(metric="error_rate", max="0.7%"), summarize(records), "block", None)
     assert verdict.status is Status.PASS
 
 
@@ -73,11 +98,41 @@ def test_failed_requests_excluded_from_latency() -> None:
 
 
 def test_throughput_min() -> None:
-    records = [record(i, 0.5) for i in range(10)]  # window: 0 to 9.5 s
+    records = [record(i, 0.5) for i in range(10)]  # responses end at 0.5, 1.5, ... 9.5 s
     verdict = evaluate_slo(slo(metric="throughput", min="1/s"), summarize(records), "block", None)
-    assert verdict.observed == pytest.approx(10 / 9.5)
+    assert verdict.observed == pytest.approx(1.0)
     assert verdict.status is Status.PASS
     assert verdict.comparator == "min"
+
+
+def test_throughput_ignores_failed_and_slow_tail() -> None:
+    records = [record(i, 0.1) for i in range(5)]
+    records.append(record(5, 30.0, status=500, error=ErrorClass.HTTP_STATUS))
+    measurements = summarize(records)
+    assert measurements.throughput_per_s == pytest.approx(1.0)
+    assert measurements.window_s == pytest.approx(35.0)
+
+
+def test_throughput_reflects_backlog() -> None:
+    # Requests arrive every 0.1 s but complete only every 0.5 s: the server is falling behind.
+    records = [record(i, 0.0) for i in range(10)]
+    for position, item in enumerate(records):
+        item.intended_start = position * 0.1
+        item.end = 0.5 * (position + 1)
+    assert summarize(records).throughput_per_s == pytest.approx(2.0)
+
+
+def test_throughput_needs_two_responses() -> None:
+    verdict = evaluate_slo(slo(metric="throughput", min="1/s"), summarize([record(0, 0.1)]), "block", None)
+    assert verdict.status is Status.NO_DATA
+
+
+def test_error_examples_keep_first_message() -> None:
+    first = record(0, 0.1, status=404, error=ErrorClass.HTTP_STATUS)
+    first.error = "HTTP 404: The model 'gpt-4o' does not exist."
+    second = record(1, 0.1, status=500, error=ErrorClass.HTTP_STATUS)
+    second.error = "HTTP 500: boom"
+    assert summarize([first, second]).error_examples == {"http_status": first.error}
 
 
 def test_no_samples_fails_the_gate() -> None:
@@ -106,7 +161,7 @@ def test_slo_gate_overrides_scenario_gate() -> None:
     [
         ({"metric": "ttft", "percentile": "p99.9", "max": "1.5s"}, "ttft p99.9 <= 1.5s"),
         ({"metric": "error_rate", "max": "1%"}, "error_rate <= 1%"),
-        ({"metric": "throughput", "min": 20}, "throughput >= 20.00/s"),
+        ({"metric": "throughput", "min": 20}, "throughput >= 20/s"),
     ],
 )
 def test_default_name_describes_objective(fields: dict[str, object], name: str) -> None:

@@ -32,11 +32,14 @@ def test_parse_duration_bare_number_names_units() -> None:
         parse_duration(30)
 
 
-@pytest.mark.parametrize(
-    ("text", "fraction"), [("1%", 0.01), ("0.5%", 0.005), (0.02, 0.02), ("100%", 1.0), (0, 0.0)]
-)
+@pytest.mark.parametrize(("text", "fraction"), [("1%", 0.01), ("0.5%", 0.005), ("100%", 1.0), (0, 0.0)])
 def test_parse_percent_forms(text: str | float, fraction: float) -> None:
     assert math.isclose(parse_percent(text), fraction)
+
+
+def test_parse_percent_bare_fraction_rejected() -> None:
+    with pytest.raises(ValueError, match=r"has no % sign"):
+        parse_percent(0.5)
 
 
 @pytest.mark.parametrize("text", ["101%", 1.5, -0.1, "1 percent", "nan", float("nan")])

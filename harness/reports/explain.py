@@ -1,0 +1,43 @@
+"""Sentences that explain a verdict: why an SLO failed and why requests failed."""
+
+from __future__ import annotations
+
+from harness.metrics.definitions import format_metric_value
+from harness.reports.schema import MeasurementsReport, ScenarioReport, SLOResult
+
+
+def describe_slo(slo: SLOResult) -> str:
+    """Return, for example, ``fail: observed 300ms, limit max 250ms, 1200 samples``."""
+    observed = format_metric_value(slo.metric, slo.observed)
+    if slo.observed is None:
+        observed = "no data (0 samples)"
+    limit = format_metric_value(slo.metric, slo.limit)
+    return f"{slo.status}: observed {observed}, limit {slo.comparator} {limit}, {slo.samples} samples"
+
+
+def blocking_failures(report: ScenarioReport) -> list[SLOResult]:
+    return [slo for slo in report.slos if slo.status != "pass" and slo.gate == "block"]
+
+
+def describe_failed_scenario(report: ScenarioReport) -> str:
+    """Explain a failed scenario: one summary line first (pytest's short summary shows it), then details."""
+    failures = blocking_failures(report)
+    lines = [f"{len(failures)} blocking SLO(s) failed: {', '.join(slo.name for slo in failures)}"]
+    for slo in failures:
+        place = f"{report.file}:{slo.line}" if slo.line else report.file
+        lines.append(f"{place}: SLO failed: {slo.name}: {describe_slo(slo).split(': ', 1)[1]}")
+    if report.measurements is not None:
+        lines += describe_failed_requests(report.measurements)
+    return "\n".join(lines)
+
+
+def describe_failed_requests(measurements: MeasurementsReport) -> list[str]:
+    """List failed requests by error class with the first message of each, so a failure says why."""
+    if not measurements.error_classes:
+        return []
+    failed = measurements.errors + measurements.rate_limited
+    lines = [f"failed or rate-limited requests: {failed} of {measurements.requests}"]
+    for error_class, count in sorted(measurements.error_classes.items(), key=lambda item: -item[1]):
+        example = measurements.error_examples.get(error_class)
+        lines.append(f"  {count} {error_class}" + (f" (first: {example})" if example else ""))
+    return lines
