@@ -57,6 +57,12 @@ class RequestSpec(StrictModel):
         return body
 
 
+# Setting -> (the workload model it belongs to, an example, the other model's setting).
+_WORKLOAD_SETTINGS = {
+    "rate_per_s": ("open", "rate_per_s: 20", "users"),
+    "users": ("closed", "users: 4", "rate_per_s"),
+}
+
 _LOAD_JSON_SCHEMA_RULES: dict[str, Any] = {
     "if": {"properties": {"model": {"const": "open"}}, "required": ["model"]},
     "then": {"required": ["rate_per_s"], "not": {"required": ["users"]}},
@@ -112,22 +118,16 @@ class LoadSpec(StrictModel):
             raise ValueError(f"must be at most {format_duration(longest)}")
         return seconds
 
-    @field_validator("rate_per_s", mode="after")
+    @field_validator("rate_per_s", "users", mode="after")
     @classmethod
-    def _rate_only_for_open_model(cls, rate: float | None, info: ValidationInfo) -> float | None:
+    def _setting_fits_model(cls, value: float | None, info: ValidationInfo) -> float | None:
+        """Require rate_per_s for the open model and users for the closed one, and only there."""
+        owner, example, other = _WORKLOAD_SETTINGS[info.field_name or ""]
         workload = info.data.get("model")
-        if workload == "open" and rate is None:
-            raise ValueError("the open model needs rate_per_s (for example rate_per_s: 20)")
-        if workload == "closed" and rate is not None:
-            raise ValueError("rate_per_s applies to the open model; set model: open or remove it")
-        return rate
-
-    @field_validator("users", mode="after")
-    @classmethod
-    def _users_only_for_closed_model(cls, users: int | None, info: ValidationInfo) -> int | None:
-        workload = info.data.get("model")
-        if workload == "closed" and users is None:
-            raise ValueError("the closed model needs users (for example users: 4)")
-        if workload == "open" and users is not None:
-            raise ValueError("users applies to the closed model; the open model uses rate_per_s")
-        return users
+        if workload == owner and value is None:
+            raise ValueError(f"the {owner} model needs {info.field_name} (for example {example})")
+        if workload not in (owner, None) and value is not None:
+            raise ValueError(
+                f"{info.field_name} applies to the {owner} model; the {workload} model uses {other}"
+            )
+        return value
