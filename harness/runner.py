@@ -94,7 +94,7 @@ def run_scenario(
     target = Target(
         base_urls=endpoints.gateway_urls,
         default_model=endpoints.models[0],
-        api_key=endpoints.api_key,
+        api_keys=endpoints.api_keys,
     )
     load = run_load_blocking(scenario.load, target, progress)
     measurements = summarize(load.records)

@@ -18,6 +18,16 @@ import aiohttp
 from harness.metrics.records import ErrorClass, RequestRecord, TokenSource
 
 _MAX_ERROR_TEXT = 300
+TRACKED_HEADERS = (
+    "retry-after",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-tokens",
+)
+"""Response headers kept in each record, for checks on rate limits and Retry-After."""
 _CONTENT_KEYS = ("content", "reasoning_content", "reasoning")
 
 
@@ -29,6 +39,7 @@ class PreparedRequest:
     body: bytes
     headers: Mapping[str, str]
     stream: bool
+    tenant: str | None = None
 
 
 class InvalidResponse(Exception):
@@ -101,6 +112,9 @@ async def _exchange(
         record.status = response.status
         record.cache = response.headers.get("x-cache")
         record.upstream = response.headers.get("x-upstream")
+        tracked = {name: response.headers[name] for name in TRACKED_HEADERS if name in response.headers}
+        if tracked:
+            record.headers = tracked
         if response.status != 200:
             await _read_error(response, record)
         elif request.stream:

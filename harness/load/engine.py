@@ -16,7 +16,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -36,11 +36,12 @@ PROGRESS_INTERVAL_S = 0.5
 
 @dataclass(frozen=True)
 class Target:
-    """The load's destination: one base URL per gateway replica, and the API key to send."""
+    """The load's destination: one base URL per gateway replica, and the API keys to send."""
 
     base_urls: Sequence[str]
     default_model: str
-    api_key: str | None = None
+    api_keys: Mapping[str, str] = field(default_factory=dict)
+    """API key by tenant name; a request kind picks its tenant's key, else the first one."""
 
 
 @dataclass
@@ -81,6 +82,7 @@ class _RunState:
             kind=kind,
             replica=index % len(self.target.base_urls),
             stream=self.prepared[kind].stream,
+            tenant=self.prepared[kind].tenant,
             intended_start=intended_start,
         )
         self.records.append(record)
@@ -108,15 +110,20 @@ class _RunState:
 
 def prepare_requests(spec: LoadSpec, target: Target) -> list[PreparedRequest]:
     """Serialize each request kind's body and headers once."""
-    headers = {"content-type": "application/json"}
-    if target.api_key:
-        headers["authorization"] = f"Bearer {target.api_key}"
+    default_tenant = next(iter(target.api_keys), None)
     prepared = []
     for kind in spec.requests:
+        tenant = kind.tenant or default_tenant
+        headers = {"content-type": "application/json"}
+        if tenant is not None:
+            if tenant not in target.api_keys:
+                raise ValueError(
+                    f"no API key for tenant {tenant!r}; known tenants: {', '.join(target.api_keys)}"
+                )
+            headers["authorization"] = f"Bearer {target.api_keys[tenant]}"
         body = json.dumps(kind.body(target.default_model, spec.stream)).encode()
-        prepared.append(
-            PreparedRequest(CHAT_COMPLETIONS_PATH, body, {**headers, **kind.headers}, spec.stream)
-        )
+        headers.update(kind.headers)
+        prepared.append(PreparedRequest(CHAT_COMPLETIONS_PATH, body, headers, spec.stream, tenant))
     return prepared
 
 

@@ -6,6 +6,7 @@ of the run, so records from one run compare directly and never jump with the wal
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
@@ -65,7 +66,13 @@ class RequestRecord:
     token_source: TokenSource | None = None
     content_chunks: int = 0
     cache: str | None = None
+    """The response's x-cache header: hit, miss or bypass."""
     upstream: str | None = None
+    """The response's x-upstream header: the upstream that served the request."""
+    tenant: str | None = None
+    """The tenant whose API key the request carried."""
+    headers: dict[str, str] | None = None
+    """Rate-limit and Retry-After response headers, when present."""
 
     @property
     def ok(self) -> bool:
@@ -92,4 +99,5 @@ class RequestRecord:
         row = asdict(self)
         row["error_class"] = self.error_class.value if self.error_class else None
         row["token_source"] = self.token_source.value if self.token_source else None
+        row["headers"] = json.dumps(self.headers) if self.headers else None
         return row

@@ -26,6 +26,9 @@ class RequestSpec(StrictModel):
 
     weight: float = Field(1.0, gt=0, le=1_000_000, description="Relative share of requests of this kind.")
     model: str | None = Field(None, description="Model alias; default is the stack's first model.")
+    tenant: str | None = Field(
+        None, description="Tenant whose API key the request carries; default is the stack's first tenant."
+    )
     messages: list[Message] = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
@@ -48,7 +51,7 @@ class RequestSpec(StrictModel):
     def body(self, default_model: str, stream: bool) -> dict[str, Any]:
         """Build the JSON body of a chat completion request."""
         fields = self.model_dump(
-            mode="json", exclude_none=True, exclude={"weight", "extra_body", "headers", "model"}
+            mode="json", exclude_none=True, exclude={"weight", "extra_body", "headers", "model", "tenant"}
         )
         body: dict[str, Any] = {"model": self.model or default_model, **fields, **self.extra_body}
         body["stream"] = stream

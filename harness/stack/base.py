@@ -19,7 +19,8 @@ class Endpoints:
     redis_url: str | None = None
     upstream_urls: Mapping[str, str] = field(default_factory=dict)
     """OpenAI-compatible base URL (ending in /v1) of each upstream, by name."""
-    api_key: str | None = None
+    api_keys: Mapping[str, str] = field(default_factory=dict)
+    """API key by tenant name, for gateways that require one."""
 
     @property
     def metrics_urls(self) -> tuple[str, ...]:
