@@ -8,18 +8,15 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
-import redis.asyncio as redis
 from fastapi import FastAPI
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from target_service.config import GatewayConfig
 from target_service.errors import install_error_handlers
 from target_service.metrics import GatewayMetrics
 from target_service.observability import RequestObserver, log_event
-from target_service.providers import Upstream
+from target_service.redis_state import open_redis
 from target_service.routes import router
-from target_service.runtime import Gateway
+from target_service.runtime import build_gateway
 
 
 def create_app(config: GatewayConfig) -> FastAPI:
@@ -43,14 +40,15 @@ def _lifespan(
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        upstreams = {name: Upstream(name, upstream) for name, upstream in config.upstreams.items()}
         session = open_session(config)
         redis_client = open_redis(config)
-        app.state.gateway = Gateway(config, metrics, upstreams, session, redis_client, int(time.time()))
+        app.state.gateway = build_gateway(config, metrics, session, redis_client, int(time.time()))
         log_event(
             "startup",
-            upstreams=sorted(upstreams),
+            upstreams=sorted(config.upstreams),
             models=sorted(config.models),
+            tenants=sorted(config.tenants),
+            cache=config.cache.enabled,
             redis_url=redact_url(config.redis.url),
         )
         try:
@@ -68,18 +66,6 @@ def open_session(config: GatewayConfig) -> aiohttp.ClientSession:
     total_connections = sum(upstream.max_connections for upstream in config.upstreams.values())
     connector = aiohttp.TCPConnector(limit=total_connections, limit_per_host=0)
     return aiohttp.ClientSession(connector=connector, raise_for_status=False)
-
-
-def open_redis(config: GatewayConfig) -> redis.Redis:
-    """Create the Redis client. It connects on first use, so the gateway starts while Redis is down."""
-    timeout_s = config.redis.timeout_s
-    return redis.Redis.from_url(
-        config.redis.url,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        # No retries, because each caller on the request path decides what a Redis failure means.
-        retry=Retry(NoBackoff(), 0),
-    )
 
 
 def redact_url(url: str) -> str:

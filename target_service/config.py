@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -62,6 +64,115 @@ class UpstreamConfig(BaseModel):
         return self.api_key.get_secret_value() if self.api_key is not None else None
 
 
+KEY_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+ANONYMOUS = "anonymous"
+"""Tenant and key id of requests without a key, when ``auth.allow_anonymous`` is set."""
+
+
+def hash_api_key(raw_key: str) -> str:
+    """Return the hex SHA-256 of an API key: what the config stores and what requests are matched by.
+
+    API keys are long random tokens, so a fast hash is enough; it is not a password hash.
+    """
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+class ApiKeyConfig(BaseModel):
+    """One API key of a tenant, stored only as its SHA-256 (or read from an environment variable)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=KEY_ID_PATTERN, description="Key id used in logs and metric labels.")
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="Hex SHA-256 of the key.")
+    key_env: str | None = Field(default=None, description="Environment variable that contains the raw key.")
+
+    @model_validator(mode="after")
+    def _check_one_source(self) -> ApiKeyConfig:
+        if (self.sha256 is None) == (self.key_env is None):
+            raise ValueError(f"key {self.id!r}: set exactly one of sha256 or key_env")
+        if self.key_env is not None and not os.environ.get(self.key_env):
+            raise ValueError(f"key {self.id!r}: key_env names {self.key_env!r}, which is not set or empty")
+        return self
+
+    def key_hash(self) -> str:
+        if self.sha256 is not None:
+            return self.sha256
+        assert self.key_env is not None
+        return hash_api_key(os.environ[self.key_env])
+
+
+class ModelLimits(BaseModel):
+    """Limits for one key on one model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    tokens_per_minute: int | None = Field(default=None, ge=1)
+
+
+class TenantLimits(BaseModel):
+    """Request and token rates per key, per key and model, and per tenant."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    requests_per_minute: int | None = Field(default=None, ge=1, description="Per key.")
+    tokens_per_minute: int | None = Field(default=None, ge=1, description="Per key.")
+    models: dict[str, ModelLimits] = Field(default_factory=dict, description="Per key and model alias.")
+    concurrency: int | None = Field(default=None, ge=1, description="Requests in flight, per tenant.")
+    daily_tokens: int | None = Field(default=None, ge=1, description="Tokens per UTC day, per tenant.")
+
+
+class TenantConfig(BaseModel):
+    """A customer of the gateway: its API keys and its limits."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    keys: list[ApiKeyConfig] = Field(min_length=1)
+    limits: TenantLimits = TenantLimits()
+
+
+class AuthConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allow_anonymous: bool = Field(
+        default=False,
+        description="Serve requests without an Authorization header as the tenant 'anonymous', with no "
+        "limits. For local development only; an unknown key is rejected either way.",
+    )
+
+
+class CacheConfig(BaseModel):
+    """The exact-match response cache in Redis. When Redis fails, requests skip the cache."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = False
+    ttl_s: float = Field(default=300.0, gt=0)
+    max_entry_bytes: int = Field(default=1024 * 1024, ge=1, description="Larger responses are not stored.")
+
+
+class RateLimitConfig(BaseModel):
+    """How limits are counted, and what happens when Redis cannot be reached."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    window_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Length of the sliding window. A per-minute limit allows limit * window_s / 60 in any "
+        "window, so a shorter window keeps the same rate with a shorter wait after a burst.",
+    )
+    completion_token_estimate: int = Field(
+        default=256, ge=1, description="Completion tokens reserved for a request without max_tokens."
+    )
+    on_redis_error: Literal["fail_open", "fail_closed"] = Field(
+        default="fail_open",
+        description="fail_open admits requests unchecked; fail_closed answers 503 with Retry-After.",
+    )
+    fail_closed_retry_after_s: int = Field(default=1, ge=1)
+
+
 class ModelRoute(BaseModel):
     """Route of one model alias to an upstream."""
 
@@ -86,6 +197,10 @@ class GatewayConfig(BaseSettings):
     redis: RedisConfig = RedisConfig()
     upstreams: dict[str, UpstreamConfig] = Field(default_factory=dict)
     models: dict[str, ModelRoute] = Field(default_factory=dict)
+    auth: AuthConfig = AuthConfig()
+    tenants: dict[str, TenantConfig] = Field(default_factory=dict)
+    cache: CacheConfig = CacheConfig()
+    rate_limits: RateLimitConfig = RateLimitConfig()
     log_level: LogLevel = "info"
 
     @classmethod
@@ -111,6 +226,33 @@ class GatewayConfig(BaseSettings):
                     f"model {alias!r} routes to upstream {route.upstream!r}, which is not configured "
                     f"(configured upstreams: {known})"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _check_tenants(self) -> GatewayConfig:
+        if not self.tenants and not self.auth.allow_anonymous:
+            raise ValueError("tenants: configure at least one tenant with a key, or set auth.allow_anonymous")
+        if ANONYMOUS in self.tenants:
+            raise ValueError(f"tenants: {ANONYMOUS!r} is reserved for requests without a key")
+        key_ids: dict[str, str] = {}
+        hashes: dict[str, str] = {}
+        for tenant, settings in self.tenants.items():
+            if not re.match(KEY_ID_PATTERN, tenant):
+                raise ValueError(
+                    f"tenants: invalid tenant name {tenant!r}; use letters, digits, '_', '.', '-'"
+                )
+            for key in settings.keys:
+                if key.id in key_ids:
+                    raise ValueError(
+                        f"key id {key.id!r} is used by tenants {key_ids[key.id]!r} and {tenant!r}"
+                    )
+                key_ids[key.id] = tenant
+                if key.key_hash() in hashes:
+                    raise ValueError(f"keys {hashes[key.key_hash()]!r} and {key.id!r} are the same key")
+                hashes[key.key_hash()] = key.id
+            for model in settings.limits.models:
+                if model not in self.models:
+                    raise ValueError(f"tenant {tenant!r} limits model {model!r}, which is not configured")
         return self
 
     def upstream_model(self, alias: str) -> str:
@@ -153,8 +295,16 @@ def load_config(path: Path | None) -> GatewayConfig:
 def _format_errors(exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
-        location = ".".join(str(part) for part in error["loc"]) or "models"
+        location = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if not location:
+            lines.append(f"  {message}")  # a whole-config check, whose message names its keys
+            continue
         value = error.get("input")
-        shown = isinstance(value, str | int | float | bool) and "api_key" not in location
-        lines.append(f"  {location}: {error['msg']}" + (f" (got {value!r})" if shown else ""))
+        shown = (
+            isinstance(value, str | int | float | bool)
+            and "api_key" not in location
+            and "sha256" not in location
+        )
+        lines.append(f"  {location}: {message}" + (f" (got {value!r})" if shown else ""))
     return "\n".join(lines)

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from target_service.errors import INTERNAL_ERROR_BODY, ErrorClass
-from target_service.metrics import UNKNOWN_MODEL, GatewayMetrics
+from target_service.metrics import UNAUTHENTICATED, UNKNOWN_MODEL, GatewayMetrics
 
 logger = logging.getLogger("target_service")
 request_logger = logging.getLogger("target_service.requests")
@@ -87,8 +87,14 @@ class RequestRecord:
     method: str
     path: str
     started_s: float = field(default_factory=time.perf_counter)
+    tenant: str | None = None
+    key_id: str | None = None
     model: str | None = None
     model_configured: bool = False
+    cache: str | None = None
+    """The x-cache value sent: hit, miss or bypass; None when the cache is off."""
+    response_headers: dict[str, str] = field(default_factory=dict)
+    """Headers the handlers decided on (x-cache, x-ratelimit-*); the middleware adds them to the response."""
     upstream: str | None = None
     status: int | None = None
     stream: bool = False
@@ -107,7 +113,10 @@ class RequestRecord:
             "request_id": self.request_id,
             "method": self.method,
             "path": self.path,
+            "tenant": self.tenant,
+            "key_id": self.key_id,
             "model": self.model,
+            "cache": self.cache,
             "upstream": self.upstream,
             "status": self.status,
             "stream": self.stream,
@@ -171,6 +180,8 @@ class RequestObserver:
                 headers["x-request-id"] = record.request_id
                 if record.upstream is not None:
                     headers["x-upstream"] = record.upstream
+                for name, value in record.response_headers.items():
+                    headers.setdefault(name, value)
             await send(message)
 
         try:
@@ -184,14 +195,18 @@ class RequestObserver:
 
     def _observe(self, record: RequestRecord) -> None:
         model = record.model if record.model_configured and record.model is not None else UNKNOWN_MODEL
-        self.metrics.requests.labels(model=model, status=str(record.status or 0)).inc()
+        tenant = record.tenant or UNAUTHENTICATED
+        key_id = record.key_id or UNAUTHENTICATED
+        self.metrics.requests.labels(
+            tenant=tenant, key_id=key_id, model=model, status=str(record.status or 0)
+        ).inc()
         self.metrics.request_duration.labels(model=model).observe(record.latency_s or 0.0)
         if record.ttft_s is not None:
             self.metrics.ttft.labels(model=model).observe(record.ttft_s)
         if record.prompt_tokens:
-            self.metrics.tokens.labels(model=model, kind="prompt").inc(record.prompt_tokens)
+            self.metrics.tokens.labels(tenant, key_id, model, "prompt").inc(record.prompt_tokens)
         if record.completion_tokens:
-            self.metrics.tokens.labels(model=model, kind="completion").inc(record.completion_tokens)
+            self.metrics.tokens.labels(tenant, key_id, model, "completion").inc(record.completion_tokens)
         if record.error_class is not None and record.upstream is not None:
             self.metrics.upstream_errors.labels(
                 upstream=record.upstream, error_class=record.error_class

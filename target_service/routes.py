@@ -39,15 +39,23 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
+    """Report readiness. Without Redis the gateway is "degraded" but still ready when limits fail open.
+
+    Taking every replica out of rotation because Redis is down would turn a configured fail-open
+    into a full outage, so only a fail-closed gateway reports not ready then.
+    """
     gateway = gateway_of(request)
     redis_check = await check_redis(gateway.redis, gateway.config.redis.timeout_s)
     upstream_count = len(gateway.upstreams)
-    ready = redis_check == "ok" and upstream_count > 0
-    body = {
-        "status": "ready" if ready else "not_ready",
-        "checks": {"redis": redis_check, "upstreams": upstream_count},
-    }
-    return JSONResponse(body, status_code=200 if ready else 503)
+    fail_mode = gateway.config.rate_limits.on_redis_error
+    if upstream_count == 0 or (redis_check != "ok" and fail_mode == "fail_closed"):
+        status, code = "not_ready", 503
+    elif redis_check != "ok":
+        status, code = "degraded", 200
+    else:
+        status, code = "ready", 200
+    checks = {"redis": redis_check, "upstreams": upstream_count, "on_redis_error": fail_mode}
+    return JSONResponse({"status": status, "checks": checks}, status_code=code)
 
 
 @router.get("/metrics")

@@ -61,16 +61,36 @@ class Scenario(StrictModel):
         problems: list[tuple[Location, str]] = []
         if not self.slo:
             problems.append((("slo",), "a scenario needs at least one SLO; with none it could never fail"))
-        served = self.stack.model_routes()
-        for position, request in enumerate(self.load.requests):
-            if request.model is not None and request.model not in served:
-                message = (
-                    f"model {request.model!r} is not served by this stack; served models: {', '.join(served)}"
-                )
-                problems.append((("load", "requests", position, "model"), message))
+        problems += self._request_problems()
+        problems += self._tenant_limit_problems()
         if not self.load.stream:
             for position, slo in enumerate(self.slo):
                 if slo.metric == "ttft":
                     message = "a TTFT objective needs streaming requests, but this load sets stream: false"
                     problems.append((("slo", position, "metric"), message))
+        return problems
+
+    def _request_problems(self) -> list[tuple[Location, str]]:
+        problems: list[tuple[Location, str]] = []
+        served = ", ".join(self.stack.model_routes())
+        tenants = ", ".join(self.stack.tenants)
+        for position, request in enumerate(self.load.requests):
+            if request.model is not None and request.model not in self.stack.model_routes():
+                message = f"model {request.model!r} is not served by this stack; served models: {served}"
+                problems.append((("load", "requests", position, "model"), message))
+            if request.tenant is not None and request.tenant not in self.stack.tenants:
+                message = f"tenant {request.tenant!r} is not in stack.tenants; defined tenants: {tenants}"
+                problems.append((("load", "requests", position, "tenant"), message))
+        return problems
+
+    def _tenant_limit_problems(self) -> list[tuple[Location, str]]:
+        problems: list[tuple[Location, str]] = []
+        served = self.stack.model_routes()
+        for tenant, settings in self.stack.tenants.items():
+            for model in settings.limits.models:
+                if model not in served:
+                    message = (
+                        f"limits name model {model!r}, which this stack does not serve: {', '.join(served)}"
+                    )
+                    problems.append((("stack", "tenants", tenant, "limits", "models", model), message))
         return problems

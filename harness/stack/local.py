@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from harness.stack.base import Endpoints
 from harness.stack.errors import StackError
 from harness.stack.process import ManagedProcess, bind_loopback_socket, http_probe, wait_until_ready
 from harness.stack.redis_server import start_redis
+from target_service.config import hash_api_key
 
 DEFAULT_READY_TIMEOUT_S = 30.0
 MOCK_MODEL_NAME = "mock-llm"
@@ -48,7 +50,14 @@ def service_environment() -> dict[str, str]:
     return {name: value for name, value in os.environ.items() if not name.startswith("SLOGATE_GATEWAY_")}
 
 
-def gateway_config(spec: StackSpec, redis_url: str, upstream_urls: dict[str, str]) -> dict[str, Any]:
+def generate_api_keys(spec: StackSpec) -> dict[str, str]:
+    """Return a fresh random API key per tenant; the gateway config gets only their hashes."""
+    return {tenant: f"sk-slogate-{tenant}-{secrets.token_urlsafe(18)}" for tenant in spec.tenants}
+
+
+def gateway_config(
+    spec: StackSpec, redis_url: str, upstream_urls: dict[str, str], api_keys: dict[str, str]
+) -> dict[str, Any]:
     """Build the gateway configuration for this stack."""
     return {
         "redis": {"url": redis_url},
@@ -56,6 +65,23 @@ def gateway_config(spec: StackSpec, redis_url: str, upstream_urls: dict[str, str
         "models": {
             alias: {"upstream": upstream, "upstream_model": MOCK_MODEL_NAME}
             for alias, upstream in spec.model_routes().items()
+        },
+        "tenants": {
+            tenant: {
+                "keys": [{"id": f"{tenant}-key", "sha256": hash_api_key(api_keys[tenant])}],
+                "limits": settings.limits.model_dump(exclude_none=True),
+            }
+            for tenant, settings in spec.tenants.items()
+        },
+        "cache": {
+            "enabled": spec.cache.enabled,
+            "ttl_s": spec.cache.ttl,
+            "max_entry_bytes": spec.cache.max_entry_bytes,
+        },
+        "rate_limits": {
+            "window_s": spec.rate_limits.window,
+            "completion_token_estimate": spec.rate_limits.completion_token_estimate,
+            "on_redis_error": spec.rate_limits.on_redis_error,
         },
     }
 
@@ -96,7 +122,8 @@ class LocalStack:
         upstream_urls = {name: f"{url}/v1" for name, url in upstream_urls.items()}
 
         config_path = self.workdir / "gateway.yaml"
-        config = gateway_config(self.spec, redis_url, upstream_urls)
+        api_keys = generate_api_keys(self.spec)
+        config = gateway_config(self.spec, redis_url, upstream_urls, api_keys)
         config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         gateway_urls = self._start_http_services(
             {
@@ -111,6 +138,7 @@ class LocalStack:
             models=tuple(self.spec.model_routes()),
             redis_url=redis_url,
             upstream_urls=upstream_urls,
+            api_keys=api_keys,
         )
 
     def _started(self, process: ManagedProcess) -> None:

@@ -15,6 +15,7 @@ from openai.types.chat import ChatCompletionMessageParam
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.stack.process import free_loopback_port
+from target_service.config import hash_api_key
 from target_service.mock_llm.generation import count_prompt_tokens, generate
 from tests.integration.servers import RunningServer, running_gateway, running_mock
 
@@ -22,6 +23,9 @@ MESSAGES: list[ChatCompletionMessageParam] = [
     {"role": "user", "content": "Say something about gateways, please."}
 ]
 OUTPUT_TOKENS = 16
+API_KEY = "sk-test-gateway-team-a"
+AUTH = {"authorization": f"Bearer {API_KEY}"}
+TENANTS = {"team-a": {"keys": [{"id": "team-a-key", "sha256": hash_api_key(API_KEY)}]}}
 METRIC_NAMES = {
     "slogate_requests_total",
     "slogate_request_duration_seconds",
@@ -74,6 +78,7 @@ def gateway_config(redis_url: str, mock: str, failing: str, slow: str) -> dict[s
             "slow-llm": {"upstream": "slow", "upstream_model": "mock-llm"},
             "dead-llm": {"upstream": "dead", "upstream_model": "mock-llm"},
         },
+        "tenants": TENANTS,
     }
 
 
@@ -96,6 +101,8 @@ def gateway_without_redis(log_dir: Path, mock: RunningServer) -> Iterator[Runnin
         "redis": {"url": f"redis://127.0.0.1:{free_loopback_port()}/0", "timeout_s": 0.2},
         "upstreams": {"primary": {"base_url": f"{mock.url}/v1"}},
         "models": {"mock-llm": {"upstream": "primary"}},
+        "tenants": TENANTS,
+        "rate_limits": {"on_redis_error": "fail_closed"},
     }
     with running_gateway("gateway-without-redis", log_dir, config) as server:
         yield server
@@ -103,12 +110,14 @@ def gateway_without_redis(log_dir: Path, mock: RunningServer) -> Iterator[Runnin
 
 @pytest.fixture(scope="module")
 def client(gateway: RunningServer) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0, timeout=10.0) as client:
+    with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=API_KEY, max_retries=0, timeout=10.0) as client:
         yield client
 
 
 def post_chat(gateway: RunningServer, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=headers, timeout=10.0)
+    return httpx.post(
+        f"{gateway.url}/v1/chat/completions", json=body, headers={**AUTH, **(headers or {})}, timeout=10.0
+    )
 
 
 def sse_data(text: str) -> list[str]:
@@ -219,7 +228,7 @@ def test_bad_body_returns_400(gateway: RunningServer, body: Any, param: str | No
 
 
 def test_invalid_json_returns_400(gateway: RunningServer) -> None:
-    response = httpx.post(f"{gateway.url}/v1/chat/completions", content=b"{not json")
+    response = httpx.post(f"{gateway.url}/v1/chat/completions", content=b"{not json", headers=AUTH)
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error"
 
@@ -273,7 +282,7 @@ def test_client_disconnect_cancels_upstream(gateway: RunningServer, slow_mock: R
     body = {"model": "slow-llm", "messages": MESSAGES, "stream": True}
     with (
         httpx.Client(timeout=10.0) as http,
-        http.stream("POST", f"{gateway.url}/v1/chat/completions", json=body) as response,
+        http.stream("POST", f"{gateway.url}/v1/chat/completions", json=body, headers=AUTH) as response,
     ):
         chunks = response.iter_bytes()  # closing this iterator would close the connection
         next(chunks)
@@ -332,15 +341,24 @@ def test_metrics_names_present(gateway: RunningServer) -> None:
 def test_metrics_count_requests(gateway: RunningServer) -> None:
     post_chat(gateway, {"model": "mock-llm", "messages": MESSAGES})
     samples = scrape_samples(gateway)
-    assert samples[("slogate_requests_total", (("model", "mock-llm"), ("status", "200")))] > 0
-    assert samples[("slogate_tokens_total", (("kind", "completion"), ("model", "mock-llm")))] > 0
+    labels = (("key_id", "team-a-key"), ("model", "mock-llm"), ("status", "200"), ("tenant", "team-a"))
+    assert samples[("slogate_requests_total", labels)] > 0
+    token_labels = (
+        ("key_id", "team-a-key"),
+        ("kind", "completion"),
+        ("model", "mock-llm"),
+        ("tenant", "team-a"),
+    )
+    assert samples[("slogate_tokens_total", token_labels)] > 0
     assert samples[("slogate_in_flight_requests", ())] == 0
 
 
 def test_metrics_skip_other_methods(gateway: RunningServer) -> None:
     assert httpx.get(f"{gateway.url}/v1/chat/completions").status_code == 405
     samples = scrape_samples(gateway)
-    assert ("slogate_requests_total", (("model", "unknown"), ("status", "405"))) not in samples
+    assert not any(
+        name == "slogate_requests_total" and ("status", "405") in labels for name, labels in samples
+    )
 
 
 def test_metrics_count_upstream_errors(gateway: RunningServer) -> None:
@@ -353,7 +371,8 @@ def test_metrics_count_upstream_errors(gateway: RunningServer) -> None:
 def test_readyz_ok_with_redis(gateway: RunningServer) -> None:
     response = httpx.get(f"{gateway.url}/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "checks": {"redis": "ok", "upstreams": 4}}
+    checks = {"redis": "ok", "upstreams": 4, "on_redis_error": "fail_open"}
+    assert response.json() == {"status": "ready", "checks": checks}
 
 
 def test_readyz_503_without_redis(gateway_without_redis: RunningServer) -> None:

@@ -21,7 +21,8 @@ def test_local_stack_serves_through_gateway(tmp_path: Path) -> None:
         assert len(endpoints.gateway_urls) == 2
         for url in endpoints.gateway_urls:
             assert url.startswith("http://127.0.0.1:")
-            response = httpx.post(f"{url}/v1/chat/completions", json=CHAT, timeout=10)
+            headers = {"authorization": f"Bearer {endpoints.api_keys['default']}"}
+            response = httpx.post(f"{url}/v1/chat/completions", json=CHAT, headers=headers, timeout=10)
             assert response.status_code == 200
             assert response.json()["choices"][0]["message"]["content"]
         assert endpoints.redis_url is not None and endpoints.redis_url.startswith("redis://127.0.0.1:")
@@ -80,7 +81,9 @@ def test_local_stack_ignores_gateway_environment(tmp_path: Path, monkeypatch: py
     stack = LocalStack(StackSpec(), tmp_path)
     try:
         endpoints = stack.up()
-        response = httpx.post(f"{endpoints.gateway_urls[0]}/v1/chat/completions", json=CHAT, timeout=10)
+        headers = {"authorization": f"Bearer {endpoints.api_keys['default']}"}
+        url = f"{endpoints.gateway_urls[0]}/v1/chat/completions"
+        response = httpx.post(url, json=CHAT, headers=headers, timeout=10)
         assert response.status_code == 200
     finally:
         stack.down()

@@ -20,6 +20,7 @@ def make_config() -> GatewayConfig:
         redis={"url": f"redis://127.0.0.1:{free_loopback_port()}/0", "timeout_s": 0.2},
         upstreams={"primary": {"base_url": f"http://127.0.0.1:{free_loopback_port()}/v1"}},
         models={"mock-llm": {"upstream": "primary"}},
+        auth={"allow_anonymous": True},
     )
 
 

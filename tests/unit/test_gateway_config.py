@@ -13,6 +13,7 @@ from target_service.config import ConfigError, load_config
 EXAMPLE_CONFIG = Path(__file__).parents[2] / "target_service" / "config.example.yaml"
 
 MINIMAL_YAML = """
+auth: {allow_anonymous: true}
 upstreams:
   primary: {base_url: "http://127.0.0.1:9001/v1"}
 models:
@@ -65,6 +66,7 @@ def test_config_environment_overrides_yaml(tmp_path: Path, monkeypatch: pytest.M
 def test_config_from_environment_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLOGATE_GATEWAY_UPSTREAMS__LOCAL__BASE_URL", "http://127.0.0.1:8000/v1")
     monkeypatch.setenv("SLOGATE_GATEWAY_MODELS__SMALL__UPSTREAM", "local")
+    monkeypatch.setenv("SLOGATE_GATEWAY_AUTH__ALLOW_ANONYMOUS", "true")
     assert load_config(None).models["small"].upstream == "local"
 
 
@@ -88,8 +90,8 @@ def test_config_unknown_key_rejected(tmp_path: Path) -> None:
 
 
 def test_config_unknown_top_key_rejected(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cache"):
-        load_config(write_config(tmp_path, MINIMAL_YAML + "cache: {}\n"))
+    with pytest.raises(ConfigError, match="caches"):
+        load_config(write_config(tmp_path, MINIMAL_YAML + "caches: {}\n"))
 
 
 def test_config_yaml_error_names_file(tmp_path: Path) -> None:
