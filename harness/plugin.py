@@ -240,7 +240,7 @@ class ScenarioItem(pytest.Function):
             self._record(run, self._failed_run(run, started_at, f"the stack did not start: {exc}"))
             raise
         try:
-            result = run_scenario(self.loaded, endpoints, run.settings, self._progress_printer())
+            result = run_scenario(self.loaded, backend, endpoints, run.settings, self._progress_printer())
         except Exception as exc:
             self._record(
                 run, self._failed_run(run, started_at, f"the scenario crashed: {type(exc).__name__}: {exc}")
@@ -252,6 +252,10 @@ class ScenarioItem(pytest.Function):
             self.user_properties.append((f"slo: {slo.name}", describe_slo(slo)))
             if slo.status != "pass" and slo.gate == "warn":
                 warnings.warn(SLOWarning(f"{self.name}: {slo.name}: {describe_slo(slo)}"), stacklevel=1)
+        for check in report.checks:
+            self.user_properties.append((f"check: {check.name}", f"{check.status}: {check.detail}"))
+            if check.status != "pass" and check.gate == "warn":
+                warnings.warn(SLOWarning(f"{self.name}: check {check.name}: {check.detail}"), stacklevel=1)
         if blocking_failures(report):
             raise ScenarioFailed(report)
 

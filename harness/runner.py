@@ -1,19 +1,26 @@
-"""Run one scenario on a running stack: send its load, measure, and judge its SLOs."""
+"""Run one scenario on a running stack: send its load with its faults, measure, and judge it."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness.load.engine import LoadResult, ProgressCallback, Target, run_load_blocking
+import uvloop
+
+from harness.checks.evaluate import CheckContext, CheckVerdict, evaluate_checks
+from harness.faults.timeline import FaultEvent, run_faults
+from harness.load.engine import LoadResult, ProgressCallback, Target, run_load
 from harness.metrics.summary import Measurements, summarize
 from harness.reports.schema import Verdict
 from harness.scenario.loader import LoadedScenario
 from harness.scenario.model import Scenario
 from harness.slo.evaluate import SLOVerdict, evaluate_slo
-from harness.stack.base import Endpoints
+from harness.stack.base import Endpoints, StackBackend
 
 BACKENDS = ("local",)
 MAX_DURATION_SCALE = 1000.0
@@ -59,6 +66,8 @@ class ScenarioResult:
     load: LoadResult | None = None
     measurements: Measurements | None = None
     verdicts: list[SLOVerdict] = field(default_factory=list)
+    checks: list[CheckVerdict] = field(default_factory=list)
+    faults: list[FaultEvent] = field(default_factory=list)
     error: str | None = None
     """The reason the scenario could not run, such as a stack that failed to start."""
     logs: dict[str, Path] = field(default_factory=dict)
@@ -67,15 +76,12 @@ class ScenarioResult:
     def verdict(self) -> Verdict:
         if self.error is not None:
             return "error"
-        if any(verdict.blocks for verdict in self.verdicts):
+        outcomes = [(v.passed, v.blocks) for v in self.verdicts] + [(c.passed, c.blocks) for c in self.checks]
+        if any(blocks for _, blocks in outcomes):
             return "fail"
-        if not all(verdict.passed for verdict in self.verdicts):
+        if not all(passed for passed, _ in outcomes):
             return "warn"
         return "pass"
-
-    @property
-    def blocking_failures(self) -> list[SLOVerdict]:
-        return [verdict for verdict in self.verdicts if verdict.blocks]
 
 
 def scaled(loaded: LoadedScenario, settings: RunSettings) -> Scenario:
@@ -84,19 +90,23 @@ def scaled(loaded: LoadedScenario, settings: RunSettings) -> Scenario:
 
 def run_scenario(
     loaded: LoadedScenario,
+    backend: StackBackend,
     endpoints: Endpoints,
     settings: RunSettings,
     progress: ProgressCallback | None = None,
 ) -> ScenarioResult:
-    """Send the scenario's load to ``endpoints`` and judge every SLO."""
+    """Send the scenario's load to ``endpoints`` with its faults, then judge every SLO and check."""
     scenario = scaled(loaded, settings)
     started_at = datetime.now(UTC)
+    backend.reset_state()
     target = Target(
         base_urls=endpoints.gateway_urls,
         default_model=endpoints.models[0],
         api_keys=endpoints.api_keys,
     )
-    load = run_load_blocking(scenario.load, target, progress)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as loop:
+        load, faults = loop.run(_load_with_faults(scenario, target, backend, progress))
+        checks = loop.run(_checks(loaded, scenario, load, endpoints))
     measurements = summarize(load.records)
     verdicts = [
         evaluate_slo(slo, measurements, scenario.gate, loaded.line_of("slo", position))
@@ -112,4 +122,47 @@ def run_scenario(
         load=load,
         measurements=measurements,
         verdicts=verdicts,
+        checks=checks,
+        faults=faults,
     )
+
+
+async def _load_with_faults(
+    scenario: Scenario, target: Target, backend: StackBackend, progress: ProgressCallback | None
+) -> tuple[LoadResult, list[FaultEvent]]:
+    """Run the load and the fault timeline side by side; undo every fault whatever happens."""
+    origin = time.monotonic()
+    faults = asyncio.create_task(run_faults(scenario.faults, backend.apply_fault, origin))
+    try:
+        load = await run_load(scenario.load, target, progress)
+    except BaseException:
+        faults.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await faults
+        raise
+    events = await faults
+    shift = load.origin - origin  # report fault times on the load's clock, like the records
+    for event in events:
+        event.applied_at_s = None if event.applied_at_s is None else event.applied_at_s - shift
+        event.removed_at_s = None if event.removed_at_s is None else event.removed_at_s - shift
+    return load, events
+
+
+async def _checks(
+    loaded: LoadedScenario, scenario: Scenario, load: LoadResult, endpoints: Endpoints
+) -> list[CheckVerdict]:
+    tenants = scenario.stack.tenants
+    context = CheckContext(
+        records=load.records,
+        prepared=load.prepared,
+        base_urls=endpoints.gateway_urls,
+        origin=load.origin,
+        request_limited_tenants={
+            name
+            for name, tenant in tenants.items()
+            if tenant.limits.requests_per_minute or tenant.limits.models
+        },
+        token_limited_tenants={name for name, tenant in tenants.items() if tenant.limits.tokens_per_minute},
+    )
+    lines = [loaded.line_of("checks", position) for position in range(len(scenario.checks))]
+    return await evaluate_checks(scenario.checks, context, scenario.gate, lines)

@@ -7,6 +7,11 @@ import os
 from pathlib import Path
 from textwrap import dedent
 
+# Imported before any pytester run: an in-process run restores sys.modules afterwards, and a
+# module imported for the first time inside it would come back as a second copy whose exception
+# classes no longer match the first (httpx would then miss httpcore's timeouts).
+import httpcore  # noqa: F401
+import httpx  # noqa: F401
 import pytest
 
 

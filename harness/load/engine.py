@@ -53,6 +53,10 @@ class LoadResult:
     """How long the schedule ran: the scenario's duration, or less when the request cap was hit."""
     queued: int = 0
     """Open model: requests that waited for an in-flight slot (sent late, or dropped at the end)."""
+    origin: float = 0.0
+    """Monotonic time that the records' times count from."""
+    prepared: list[PreparedRequest] = field(default_factory=list)
+    """The request kinds as sent, so checks can send one again."""
 
 
 ProgressCallback = Callable[[ProgressSnapshot], None]
@@ -161,7 +165,14 @@ async def run_load(spec: LoadSpec, target: Target, progress: ProgressCallback | 
                 reporter.cancel()
         if progress is not None:
             progress(_snapshot(state, final=True))
-    return LoadResult(state.records, started_at, scheduled_s, queued=state.queued)
+    return LoadResult(
+        state.records,
+        started_at,
+        scheduled_s,
+        queued=state.queued,
+        origin=state.origin,
+        prepared=state.prepared,
+    )
 
 
 async def sleep_until(deadline: float) -> None:

@@ -62,6 +62,19 @@ METRICS: dict[str, MetricDefinition] = {
             "Requests answered 429 over all requests.",
         ),
         MetricDefinition(
+            "cache_hit_ratio",
+            MetricKind.RATIO,
+            "%",
+            "Cache hits over the successful responses the gateway looked up in its cache (x-cache hit or "
+            "miss); responses marked bypass are not counted.",
+        ),
+        MetricDefinition(
+            "cache_latency_saved",
+            MetricKind.LATENCY,
+            "ms",
+            "E2E latency of cache misses minus that of cache hits, at the given percentile.",
+        ),
+        MetricDefinition(
             "throughput",
             MetricKind.RATE,
             "req/s",

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from harness.metrics.cache import CacheMeasurements, summarize_cache
 from harness.metrics.histogram import LatencyHistogram
 from harness.metrics.records import RequestRecord, TokenSource
 
@@ -35,6 +36,7 @@ class Measurements:
     token_sources: dict[str, int] = field(default_factory=dict)
     error_examples: dict[str, str] = field(default_factory=dict)
     """The first error message seen for each error class."""
+    cache: CacheMeasurements = field(default_factory=CacheMeasurements)
 
     @property
     def judged(self) -> int:
@@ -91,6 +93,7 @@ def summarize(records: Sequence[RequestRecord]) -> Measurements:
         throughput_per_s=_completion_rate(records),
         token_sources=dict(token_sources),
         error_examples=error_examples,
+        cache=summarize_cache(records),
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness.metrics.definitions import format_metric_value
-from harness.reports.schema import MeasurementsReport, ScenarioReport, SLOResult
+from harness.reports.schema import CheckResult, MeasurementsReport, ScenarioReport, SLOResult
 
 
 def describe_slo(slo: SLOResult) -> str:
@@ -15,17 +15,25 @@ def describe_slo(slo: SLOResult) -> str:
     return f"{slo.status}: observed {observed}, limit {slo.comparator} {limit}, {slo.samples} samples"
 
 
-def blocking_failures(report: ScenarioReport) -> list[SLOResult]:
-    return [slo for slo in report.slos if slo.status != "pass" and slo.gate == "block"]
+def blocking_failures(report: ScenarioReport) -> list[SLOResult | CheckResult]:
+    failed_slos: list[SLOResult | CheckResult] = [
+        s for s in report.slos if s.status != "pass" and s.gate == "block"
+    ]
+    return failed_slos + [
+        check for check in report.checks if check.status != "pass" and check.gate == "block"
+    ]
 
 
 def describe_failed_scenario(report: ScenarioReport) -> str:
     """Explain a failed scenario: one summary line first (pytest's short summary shows it), then details."""
     failures = blocking_failures(report)
-    lines = [f"{len(failures)} blocking SLO(s) failed: {', '.join(slo.name for slo in failures)}"]
-    for slo in failures:
-        place = f"{report.file}:{slo.line}" if slo.line else report.file
-        lines.append(f"{place}: SLO failed: {slo.name}: {describe_slo(slo).split(': ', 1)[1]}")
+    lines = [f"{len(failures)} blocking gate(s) failed: {', '.join(failure.name for failure in failures)}"]
+    for failure in failures:
+        place = f"{report.file}:{failure.line}" if failure.line else report.file
+        if isinstance(failure, SLOResult):
+            lines.append(f"{place}: SLO failed: {failure.name}: {describe_slo(failure).split(': ', 1)[1]}")
+        else:
+            lines.append(f"{place}: check failed: {failure.name}: {failure.detail}")
     if report.measurements is not None:
         lines += describe_failed_requests(report.measurements)
     return "\n".join(lines)

@@ -77,6 +77,26 @@ class SLOResult(ReportModel):
     line: int | None = Field(description="Line of the objective in the scenario file.")
 
 
+class CheckResult(ReportModel):
+    name: str
+    type: str
+    status: Literal["pass", "fail"]
+    detail: str = Field(description="What was observed; for a failure, the responses that broke the rule.")
+    gate: Literal["block", "warn"]
+    line: int | None = Field(description="Line of the check in the scenario file.")
+
+
+class FaultReport(ReportModel):
+    target: str
+    action: str
+    at_s: float = Field(description="Planned start, from the start of the load.")
+    for_s: float
+    applied_at_s: float | None = Field(
+        description="When it was applied, on the clock of the request records."
+    )
+    removed_at_s: float | None = Field(description="When it was undone, on the same clock.")
+
+
 class LoadReport(ReportModel):
     model: Literal["open", "closed"]
     rate_per_s: float | None
@@ -105,6 +125,8 @@ class ScenarioReport(ReportModel):
     stack: StackReport | None
     measurements: MeasurementsReport | None
     slos: list[SLOResult]
+    checks: list[CheckResult] = Field(default_factory=list)
+    faults: list[FaultReport] = Field(default_factory=list)
     requests_file: str | None = Field(description="Per-request CSV, relative to the run folder.")
 
 

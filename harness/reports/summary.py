@@ -10,7 +10,9 @@ from harness import __version__
 from harness.metrics.histogram import LatencyHistogram
 from harness.metrics.summary import REPORTED_PERCENTILES, Measurements, token_method
 from harness.reports.schema import (
+    CheckResult,
     Distribution,
+    FaultReport,
     LoadReport,
     MeasurementsReport,
     RunSummary,
@@ -117,6 +119,23 @@ def scenario_report(result: ScenarioResult, run_dir: Path, requests_file: Path |
                 line=v.line,
             )
             for v in result.verdicts
+        ],
+        checks=[
+            CheckResult(
+                name=check.name,
+                type=check.type,
+                status="pass" if check.passed else "fail",
+                detail=check.detail,
+                gate=check.gate,
+                line=check.line,
+            )
+            for check in result.checks
+        ],
+        faults=[
+            FaultReport(
+                **event.spec.describe(), applied_at_s=event.applied_at_s, removed_at_s=event.removed_at_s
+            )
+            for event in result.faults
         ],
         requests_file=_relative(requests_file, run_dir) if requests_file else None,
     )

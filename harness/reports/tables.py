@@ -33,7 +33,16 @@ def slo_rows(summary: RunSummary) -> list[tuple[str, ...]]:
                     _result_word(slo),
                 )
             )
+        for check in scenario.checks:
+            word = "PASS" if check.status == "pass" else ("FAIL" if check.gate == "block" else "FAIL (warn)")
+            rows.append(
+                (scenario.name, f"check {check.name}", _shorten(check.detail), "-", "-", check.gate, word)
+            )
     return rows
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def format_text_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
@@ -87,6 +96,10 @@ def render_markdown(summary: RunSummary) -> str:
         elif scenario.measurements is not None and scenario.measurements.error_classes:
             failed = describe_failed_requests(scenario.measurements)
             lines += ["", f"## {scenario.name}: failed requests", "", *_code_block("\n".join(failed))]
+        failed_checks = [check for check in scenario.checks if check.status != "pass"]
+        if failed_checks:
+            details = "\n".join(f"{check.name}: {check.detail}" for check in failed_checks)
+            lines += ["", f"## {scenario.name}: failed checks", "", *_code_block(details)]
     if summary.errors:
         lines += ["", "## Errors", ""]
         for error in summary.errors:

@@ -13,9 +13,18 @@ from typing import Literal
 from pydantic import Field
 
 from harness.scenario.base import GateMode, Name, StrictModel
+from harness.scenario.checks import (
+    AdmittedCheck,
+    CacheIsolationCheck,
+    CheckSpec,
+    RateLimitHeadersCheck,
+    RetryAfterCheck,
+)
+from harness.scenario.faults import TARGET_PATTERN, FaultSpec
 from harness.scenario.load import LoadSpec, Message, RequestSpec
 from harness.scenario.slo import SLOSpec, parse_percentile
 from harness.scenario.stack import DEFAULT_MODEL_ALIAS, StackSpec, UpstreamSpec
+from harness.scenario.units import format_duration
 
 SCENARIO_VERSION = 1
 
@@ -44,7 +53,11 @@ class Scenario(StrictModel):
     description: str = ""
     stack: StackSpec = Field(default_factory=StackSpec)
     load: LoadSpec
-    slo: list[SLOSpec] = Field(description="Objectives, at least one: a scenario with none could never fail.")
+    slo: list[SLOSpec] = Field(
+        default_factory=list, description="Objectives; a scenario needs at least one objective or check."
+    )
+    faults: list[FaultSpec] = Field(default_factory=list, description="Process faults during the load.")
+    checks: list[CheckSpec] = Field(default_factory=list, description="Rules about individual responses.")
     gate: GateMode = Field(
         "block", description="block fails the run when an SLO fails; warn only reports it."
     )
@@ -54,15 +67,19 @@ class Scenario(StrictModel):
         if factor == 1:
             return self
         load = self.load.model_copy(update={"duration": self.load.duration * factor})
-        return self.model_copy(update={"load": load})
+        faults = [fault.scaled(factor) for fault in self.faults]
+        return self.model_copy(update={"load": load, "faults": faults})
 
     def consistency_problems(self) -> list[tuple[Location, str]]:
         """Return problems that span sections, each with the location of the field at fault."""
         problems: list[tuple[Location, str]] = []
-        if not self.slo:
-            problems.append((("slo",), "a scenario needs at least one SLO; with none it could never fail"))
+        if not self.slo and not self.checks:
+            message = "a scenario needs at least one SLO or check; with none it could never fail"
+            problems.append((("slo",), message))
         problems += self._request_problems()
         problems += self._tenant_limit_problems()
+        problems += self._fault_problems()
+        problems += self._check_problems()
         if not self.load.stream:
             for position, slo in enumerate(self.slo):
                 if slo.metric == "ttft":
@@ -82,6 +99,43 @@ class Scenario(StrictModel):
                 message = f"tenant {request.tenant!r} is not in stack.tenants; defined tenants: {tenants}"
                 problems.append((("load", "requests", position, "tenant"), message))
         return problems
+
+    def _fault_problems(self) -> list[tuple[Location, str]]:
+        problems: list[tuple[Location, str]] = []
+        for position, fault in enumerate(self.faults):
+            match = TARGET_PATTERN.match(fault.target)
+            assert match is not None
+            replica, upstream = match.group(2), match.group(3)
+            if replica is not None and int(replica) >= self.stack.replicas:
+                message = f"this stack has {self.stack.replicas} gateway replica(s), numbered from 0"
+                problems.append((("faults", position, "target"), message))
+            if upstream is not None and upstream not in self.stack.upstreams:
+                message = f"no upstream {upstream!r}; upstreams: {', '.join(self.stack.upstreams)}"
+                problems.append((("faults", position, "target"), message))
+            if fault.at >= self.load.duration:
+                message = f"the fault starts at {format_duration(fault.at)}, when the load has already ended"
+                problems.append((("faults", position, "at"), message))
+        return problems
+
+    def _check_problems(self) -> list[tuple[Location, str]]:
+        problems: list[tuple[Location, str]] = []
+        for position, check in enumerate(self.checks):
+            if isinstance(check, AdmittedCheck) and check.tenant not in self.stack.tenants:
+                message = f"tenant {check.tenant!r} is not in stack.tenants: {', '.join(self.stack.tenants)}"
+                problems.append((("checks", position, "tenant"), message))
+            if isinstance(check, CacheIsolationCheck) and not self.stack.cache.enabled:
+                message = "cache_isolation needs stack.cache.enabled: true"
+                problems.append((("checks", position, "type"), message))
+            if isinstance(check, RateLimitHeadersCheck | RetryAfterCheck) and not self._any_limits():
+                message = f"{check.type} needs a tenant with limits in stack.tenants"
+                problems.append((("checks", position, "type"), message))
+        return problems
+
+    def _any_limits(self) -> bool:
+        return any(
+            tenant.limits.model_dump(exclude_none=True, exclude_defaults=True)
+            for tenant in self.stack.tenants.values()
+        )
 
     def _tenant_limit_problems(self) -> list[tuple[Location, str]]:
         problems: list[tuple[Location, str]] = []

@@ -74,6 +74,13 @@ def _observe(slo: SLOSpec, measurements: Measurements) -> tuple[float | None, in
         return measurements.error_rate, measurements.judged
     if slo.metric == "rate_limited":
         return measurements.rate_limited_ratio, measurements.requests
+    if slo.metric == "cache_hit_ratio":
+        return measurements.cache.hit_ratio, measurements.cache.looked_up
+    if slo.metric == "cache_latency_saved":
+        assert slo.percentile is not None
+        saved = measurements.cache.latency_saved_s(slo.percentile)
+        cache = measurements.cache
+        return (round(saved * 1000, 3) if saved is not None else None), min(cache.hits, cache.misses)
     if slo.metric == "throughput":
         return measurements.throughput_per_s, measurements.successes
     raise AssertionError(f"no observation defined for metric {slo.metric!r}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -47,4 +47,12 @@ class StackBackend(Protocol):
 
     def logs(self) -> dict[str, Path]:
         """Return the log file of each service by service name."""
+        ...
+
+    def reset_state(self) -> None:
+        """Empty the stack's shared state (Redis), so scenarios that share the stack start alike."""
+        ...
+
+    def apply_fault(self, target: str, action: str) -> Callable[[], None]:
+        """Perform a process fault (kill or pause) on ``target`` now; return the function that undoes it."""
         ...

@@ -5,10 +5,16 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import redis
 import yaml
 
 from harness.scenario.stack import StackSpec, UpstreamSpec
@@ -23,7 +29,7 @@ MOCK_MODEL_NAME = "mock-llm"
 """The model name every mock upstream serves; the gateway maps each alias onto it."""
 
 
-def mock_llm_argv(fd: int, spec: UpstreamSpec) -> list[str]:
+def mock_llm_argv(fd: int, *, spec: UpstreamSpec) -> list[str]:
     return [
         sys.executable, "-m", "target_service.mock_llm.cli",
         "--fd", str(fd),
@@ -37,7 +43,7 @@ def mock_llm_argv(fd: int, spec: UpstreamSpec) -> list[str]:
     ]  # fmt: skip
 
 
-def gateway_argv(fd: int, config_path: Path) -> list[str]:
+def gateway_argv(fd: int, *, config_path: Path) -> list[str]:
     return [sys.executable, "-m", "target_service.cli", "--config", str(config_path), "--fd", str(fd)]
 
 
@@ -86,6 +92,18 @@ def gateway_config(
     }
 
 
+@dataclass
+class _Service:
+    """A stack service and how to start it again on the same port."""
+
+    name: str
+    port: int
+    process: ManagedProcess
+    make_argv: Callable[[int], list[str]] | None = None
+    """Command line for an inherited socket; None for redis-server, which binds its own port."""
+    ready_path: str = "/healthz"
+
+
 class LocalStack:
     """Every service of the stack as a child process of the harness, each in its own process group."""
 
@@ -98,6 +116,8 @@ class LocalStack:
         self.workdir = workdir
         self.ready_timeout_s = ready_timeout_s
         self.processes: list[ManagedProcess] = []
+        """Every process this stack ever started, restarts included."""
+        self.services: dict[str, _Service] = {}
         self.endpoints: Endpoints | None = None
 
     def up(self) -> Endpoints:
@@ -112,10 +132,13 @@ class LocalStack:
         return self.endpoints
 
     def _start_all(self) -> Endpoints:
-        _, redis_url = start_redis(self.workdir, timeout_s=self.ready_timeout_s, on_start=self._started)
+        redis_process, redis_url = start_redis(
+            self.workdir, timeout_s=self.ready_timeout_s, on_start=self._started
+        )
+        self.services["redis"] = _Service("redis", _port_of(redis_url), redis_process)
 
         upstream_urls = self._start_http_services(
-            {name: (lambda fd, s=spec: mock_llm_argv(fd, s)) for name, spec in self.spec.upstreams.items()},
+            {name: partial(mock_llm_argv, spec=spec) for name, spec in self.spec.upstreams.items()},
             prefix="mock-llm-",
             ready_path="/healthz",
         )
@@ -127,7 +150,7 @@ class LocalStack:
         config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         gateway_urls = self._start_http_services(
             {
-                str(replica): (lambda fd: gateway_argv(fd, config_path))
+                str(replica): partial(gateway_argv, config_path=config_path)
                 for replica in range(self.spec.replicas)
             },
             prefix="gateway-",
@@ -154,31 +177,78 @@ class LocalStack:
         (self.workdir / "processes.json").write_text(json.dumps(listing, indent=2) + "\n", encoding="utf-8")
 
     def _start_http_services(
-        self, argv_by_name: dict[str, Any], prefix: str, ready_path: str
+        self, argv_by_name: dict[str, Callable[[int], list[str]]], prefix: str, ready_path: str
     ) -> dict[str, str]:
         """Start one process per name on an inherited loopback socket; wait until each is ready."""
-        started: dict[str, tuple[ManagedProcess, str]] = {}
+        started: list[_Service] = []
         for name, make_argv in argv_by_name.items():
-            sock = bind_loopback_socket()
-            try:
-                port = sock.getsockname()[1]
-                process = ManagedProcess(
-                    f"{prefix}{name}",
-                    make_argv(sock.fileno()),
-                    self.workdir / f"{prefix}{name}.log",
-                    env=service_environment(),
-                    pass_fds=(sock.fileno(),),
-                )
-                process.start()
-                self._started(process)
-            finally:
-                sock.close()
-            started[name] = (process, f"http://127.0.0.1:{port}")
-        for process, url in started.values():
-            wait_until_ready(
-                process, http_probe(url + ready_path), f"{url}{ready_path}", self.ready_timeout_s
+            service = self._launch(f"{prefix}{name}", make_argv, ready_path, port=0)
+            self.services[service.name] = service
+            started.append(service)
+        for service in started:
+            self._wait_ready(service)
+        return {
+            name: f"http://127.0.0.1:{service.port}"
+            for name, service in zip(argv_by_name, started, strict=True)
+        }
+
+    def _launch(
+        self, name: str, make_argv: Callable[[int], list[str]], ready_path: str, port: int
+    ) -> _Service:
+        sock = bind_loopback_socket(port)
+        try:
+            process = ManagedProcess(
+                name,
+                make_argv(sock.fileno()),
+                self.workdir / f"{name}.log",
+                env=service_environment(),
+                pass_fds=(sock.fileno(),),
             )
-        return {name: url for name, (_, url) in started.items()}
+            process.start()
+            self._started(process)
+            return _Service(name, sock.getsockname()[1], process, make_argv, ready_path)
+        finally:
+            sock.close()
+
+    def _wait_ready(self, service: _Service) -> None:
+        url = f"http://127.0.0.1:{service.port}{service.ready_path}"
+        wait_until_ready(service.process, http_probe(url), url, self.ready_timeout_s)
+
+    def restart(self, name: str) -> None:
+        """Start a stopped service again on its port and wait until it is ready."""
+        service = self.services[name]
+        service.process.stop()
+        if service.make_argv is None:
+            service.process, _ = start_redis(
+                self.workdir, timeout_s=self.ready_timeout_s, port=service.port, on_start=self._started
+            )
+            return
+        restarted = self._launch(name, service.make_argv, service.ready_path, service.port)
+        self.services[name] = restarted
+        self._wait_ready(restarted)
+
+    def apply_fault(self, target: str, action: str) -> Callable[[], None]:
+        """Kill or pause the target service now; return the function that undoes it."""
+        service = self.services[service_name(target)]
+        if action == "pause":
+            service.process.signal(signal.SIGSTOP)
+            return lambda: service.process.signal(signal.SIGCONT)
+        if action == "kill":
+            service.process.kill()
+            return lambda: self.restart(service.name)
+        raise ValueError(f"unknown fault action {action!r}; use kill or pause")
+
+    def reset_state(self) -> None:
+        """Empty Redis, so a scenario that shares this stack starts with no cache entries or counters."""
+        if self.endpoints is None or self.endpoints.redis_url is None:
+            return
+        client = redis.Redis.from_url(self.endpoints.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        try:
+            client.flushall()
+        except redis.RedisError as exc:
+            raise StackError(f"cannot empty Redis at {self.endpoints.redis_url}: {exc}") from exc
+        finally:
+            client.close()
 
     def down(self) -> None:
         errors = []
@@ -192,10 +262,24 @@ class LocalStack:
             raise StackError("some stack processes could not be stopped: " + "; ".join(errors))
 
     def is_healthy(self) -> bool:
-        return self.endpoints is not None and all(process.is_running() for process in self.processes)
+        return self.endpoints is not None and all(s.process.is_running() for s in self.services.values())
 
     def logs(self) -> dict[str, Path]:
-        return {process.name: process.log_path for process in self.processes}
+        return {service.name: service.process.log_path for service in self.services.values()}
 
     def pids(self) -> list[int]:
         return [process.pid for process in self.processes if process.pid is not None]
+
+
+def service_name(target: str) -> str:
+    """Map a fault target (redis, gateway.0, upstream.primary) to the local stack's service name."""
+    if target == "redis":
+        return "redis"
+    kind, _, name = target.partition(".")
+    return {"gateway": f"gateway-{name}", "upstream": f"mock-llm-{name}"}[kind]
+
+
+def _port_of(url: str) -> int:
+    port = urlsplit(url).port
+    assert port is not None
+    return port

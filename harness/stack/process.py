@@ -29,15 +29,15 @@ def _die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def bind_loopback_socket() -> socket.socket:
-    """Bind and listen on 127.0.0.1 with a port the kernel picks, ready to pass to a child.
+def bind_loopback_socket(port: int = 0) -> socket.socket:
+    """Bind and listen on 127.0.0.1 (``port``, or one the kernel picks), ready to pass to a child.
 
     Passing the listening socket (see ``--fd`` of the slogate servers) avoids the race of
     picking a free port, closing it and hoping nobody takes it before the child binds.
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     sock.listen(1024)
     sock.set_inheritable(True)
     return sock
@@ -112,6 +112,13 @@ class ManagedProcess:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self._popen.pid, signum)
+
+    def kill(self) -> None:
+        """Kill the process group with SIGKILL, as a crash would, and reap the leader."""
+        if self._popen is None:
+            return
+        self.signal(signal.SIGKILL)
+        self._popen.wait()
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the process group: SIGTERM, then SIGKILL after ``timeout_s``; reap the leader."""

@@ -103,4 +103,4 @@ def test_schema_prints_json_schema(tmp_path: Path) -> None:
     result = slogate("schema", cwd=tmp_path)
     schema = json.loads(result.stdout)
     assert result.returncode == 0
-    assert set(schema["required"]) == {"version", "name", "load", "slo"}
+    assert set(schema["required"]) == {"version", "name", "load"}

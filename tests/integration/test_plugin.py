@@ -167,7 +167,7 @@ def test_failure_explains_failed_requests(pytester: pytest.Pytester) -> None:
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
         [
-            "*1 blocking SLO(s) failed: error_rate <= 0%",
+            "*1 blocking gate(s) failed: error_rate <= 0%",
             "*failed or rate-limited requests: 10 of 10",
             "*10 http_status (first: HTTP 502: *",
         ]
@@ -198,17 +198,13 @@ def test_uncollected_yaml_hint(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*1 YAML file(s) were not collected as scenarios*"])
 
 
-def test_crashed_scenario_reported_as_error(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest(
-        """
-        import harness.runner
+def test_crashed_scenario_reported_as_error(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def crash(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("engine exploded")
 
-        def crash(*args, **kwargs):
-            raise RuntimeError("engine exploded")
-
-        harness.runner.run_load_blocking = crash
-        """
-    )
+    monkeypatch.setattr("harness.runner.run_load", crash)
     result = run(pytester, str(write(pytester, "tiny.yaml")))
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert summary(pytester)["verdict"] == "error"

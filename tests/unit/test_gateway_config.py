@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from target_service.config import ConfigError, load_config
+from target_service.config import ConfigError, hash_api_key, load_config
 
 EXAMPLE_CONFIG = Path(__file__).parents[2] / "target_service" / "config.example.yaml"
 
@@ -127,3 +127,46 @@ def test_config_api_key_hidden_in_repr(tmp_path: Path) -> None:
 def test_config_base_url_needs_scheme(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="base_url"):
         load_config(write_config(tmp_path, MINIMAL_YAML.replace("http://", "")))
+
+
+def test_config_example_has_policy() -> None:
+    config = load_config(EXAMPLE_CONFIG)
+    tenant = config.tenants["team-a"]
+    assert tenant.keys[0].key_hash() == hash_api_key("sk-example-team-a")
+    assert tenant.limits.requests_per_minute == 600
+    assert tenant.limits.models["mock-llm"].tokens_per_minute == 100000
+    assert config.cache.enabled
+    assert config.rate_limits.on_redis_error == "fail_open"
+
+
+def test_config_needs_tenant_or_anonymous(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="configure at least one tenant"):
+        load_config(write_config(tmp_path, MINIMAL_YAML.replace("auth: {allow_anonymous: true}\n", "")))
+
+
+def test_config_rejects_duplicate_key_ids(tmp_path: Path) -> None:
+    key = {"id": "same", "sha256": "a" * 64}
+    other = {"id": "same", "sha256": "b" * 64}
+    text = MINIMAL_YAML + f"tenants:\n  one: {{keys: [{key}]}}\n  two: {{keys: [{other}]}}\n"
+    with pytest.raises(ConfigError, match="key id 'same' is used by tenants 'one' and 'two'"):
+        load_config(write_config(tmp_path, text.replace("'", '"')))
+
+
+def test_config_key_env_must_be_set(tmp_path: Path) -> None:
+    text = MINIMAL_YAML + "tenants:\n  one: {keys: [{id: k, key_env: SLOGATE_TEST_UNSET_KEY}]}\n"
+    with pytest.raises(ConfigError, match="SLOGATE_TEST_UNSET_KEY"):
+        load_config(write_config(tmp_path, text))
+
+
+def test_config_key_env_hashed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLOGATE_TEST_TEAM_KEY", "sk-raw")
+    text = MINIMAL_YAML + "tenants:\n  one: {keys: [{id: k, key_env: SLOGATE_TEST_TEAM_KEY}]}\n"
+    config = load_config(write_config(tmp_path, text))
+    assert config.tenants["one"].keys[0].key_hash() == hash_api_key("sk-raw")
+
+
+def test_config_limits_need_known_model(tmp_path: Path) -> None:
+    text = MINIMAL_YAML + "tenants:\n  one:\n    keys: [{id: k, sha256: " + "c" * 64 + "}]\n"
+    text += "    limits: {models: {ghost: {requests_per_minute: 1}}}\n"
+    with pytest.raises(ConfigError, match="limits model 'ghost'"):
+        load_config(write_config(tmp_path, text))

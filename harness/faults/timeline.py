@@ -1,0 +1,61 @@
+"""Apply a scenario's faults on schedule while its load runs, and undo every one of them at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from harness.scenario.faults import FaultSpec
+
+ApplyFault = Callable[[str, str], Callable[[], None]]
+"""Perform an action on a target now and return its undo, as StackBackend.apply_fault does."""
+
+
+@dataclass
+class FaultEvent:
+    """A fault as it happened: seconds from the start of the load."""
+
+    spec: FaultSpec
+    applied_at_s: float | None = None
+    removed_at_s: float | None = None
+    error: str | None = None
+
+
+async def run_faults(faults: Sequence[FaultSpec], apply: ApplyFault, origin: float) -> list[FaultEvent]:
+    """Apply each fault at ``origin + at`` and undo it ``for`` later; undo what is applied even if cancelled.
+
+    Process actions block (a restart waits for readiness), so they run in a worker thread and
+    do not stall the load on the event loop.
+    """
+    events = [FaultEvent(spec) for spec in faults]
+    undo: dict[int, Callable[[], None]] = {}
+
+    async def one(position: int, event: FaultEvent) -> None:
+        await _sleep_until(origin + event.spec.at)
+        undo[position] = await asyncio.to_thread(apply, event.spec.target, event.spec.action)
+        event.applied_at_s = time.monotonic() - origin
+        await _sleep_until(origin + event.spec.at + event.spec.duration)
+        await asyncio.to_thread(undo.pop(position))
+        event.removed_at_s = time.monotonic() - origin
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for position, event in enumerate(events):
+                group.create_task(one(position, event))
+    except ExceptionGroup as failures:
+        raise failures.exceptions[0] from None
+    finally:
+        for position in list(undo):
+            with contextlib.suppress(Exception):
+                undo.pop(position)()
+            events[position].removed_at_s = time.monotonic() - origin
+    return events
+
+
+async def _sleep_until(deadline: float) -> None:
+    delay = deadline - time.monotonic()
+    if delay > 0:
+        await asyncio.sleep(delay)

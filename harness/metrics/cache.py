@@ -1,0 +1,46 @@
+"""Cache measurements from the x-cache header of each successful response."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from harness.metrics.histogram import LatencyHistogram
+from harness.metrics.records import RequestRecord
+
+
+@dataclass
+class CacheMeasurements:
+    hits: int = 0
+    misses: int = 0
+    hit_e2e: LatencyHistogram = field(default_factory=LatencyHistogram)
+    miss_e2e: LatencyHistogram = field(default_factory=LatencyHistogram)
+
+    @property
+    def looked_up(self) -> int:
+        """Successful responses whose request the cache looked up (x-cache hit or miss)."""
+        return self.hits + self.misses
+
+    @property
+    def hit_ratio(self) -> float | None:
+        return self.hits / self.looked_up if self.looked_up else None
+
+    def latency_saved_s(self, percentile: float) -> float | None:
+        """Return the miss latency minus the hit latency at ``percentile``, or None without both."""
+        miss, hit = self.miss_e2e.percentile(percentile), self.hit_e2e.percentile(percentile)
+        return None if miss is None or hit is None else miss - hit
+
+
+def summarize_cache(records: Sequence[RequestRecord]) -> CacheMeasurements:
+    """Count hits and misses among successful responses; responses marked bypass are not counted."""
+    cache = CacheMeasurements()
+    for record in records:
+        if not record.ok or record.e2e_latency is None:
+            continue
+        if record.cache == "hit":
+            cache.hits += 1
+            cache.hit_e2e.record(record.e2e_latency)
+        elif record.cache == "miss":
+            cache.misses += 1
+            cache.miss_e2e.record(record.e2e_latency)
+    return cache
