@@ -73,7 +73,10 @@ class ProxyCollection:
         A proxy with the same name, listen address and upstream is kept as it is, toxics included.
         A proxy that differs in either address is stopped and replaced.
         """
-        entries = _populate_entries(data)
+        try:
+            entries = _populate_entries(data)
+        except ApiError as exc:
+            raise PopulateError(exc, []) from exc
         done: list[Proxy] = []
         async with self.lock:
             for fields in entries:
