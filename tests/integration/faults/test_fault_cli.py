@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.faults.client import FaultProxyClient
 from harness.faults.launcher import start_fault_proxy
 from harness.stack.errors import StackError
 from harness.stack.process import ManagedProcess, bind_loopback_socket, http_probe, wait_until_ready
@@ -20,6 +22,8 @@ from tests.conftest import pid_alive
 from tests.integration.faults.tcp import EchoServer, listener_address
 
 SLOGATE = [sys.executable, "-m", "harness.cli"]
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "faults.md"
+JSON_BLOCK = re.compile(r"^```json\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
 def write_config(path: Path, echo_server: EchoServer) -> Path:
@@ -106,3 +110,20 @@ def test_start_fault_proxy_reports_bad_config(tmp_path: Path) -> None:
     config.write_text("{not json", encoding="utf-8")
     with pytest.raises(StackError, match="is not valid JSON"):
         start_fault_proxy(tmp_path, config_path=config)
+
+
+def test_docs_config_example_populates(tmp_path: Path) -> None:
+    (example,) = JSON_BLOCK.findall(DOCS.read_text(encoding="utf-8"))
+    proxies = json.loads(example)
+    for proxy in proxies:
+        host = proxy["listen"].rsplit(":", 1)[0]
+        proxy["listen"] = f"{host}:0"  # the example's fixed ports may be taken on this machine
+    config = tmp_path / "toxiproxy.json"
+    config.write_text(json.dumps(proxies), encoding="utf-8")
+    server = start_fault_proxy(tmp_path, config_path=config)
+    try:
+        created = FaultProxyClient(server.url).proxies()
+    finally:
+        server.stop()
+    assert set(created) == {proxy["name"] for proxy in proxies}
+    assert all(info.enabled for info in created.values())
