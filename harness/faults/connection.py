@@ -128,7 +128,7 @@ class Endpoint(asyncio.Protocol):
         self.transport.write(data)
 
     def write_eof(self) -> None:
-        if self.transport is not None and self.transport.can_write_eof():
+        if self.writable and self.transport is not None and self.transport.can_write_eof():
             self.transport.write_eof()
 
     def close(self) -> None:

@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 TOXIPROXY_API_VERSION = "2.12.0"
 """The Toxiproxy release whose HTTP API and toxics this server implements."""
 
+SHUTDOWN_TIMEOUT_S = 2.0
+"""How long API requests in progress may take to finish after SIGTERM or SIGINT."""
+
 COLLECTION_KEY = web.AppKey("collection", ProxyCollection)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -154,7 +157,9 @@ def create_app(collection: ProxyCollection) -> web.Application:
 
 async def serve(collection: ProxyCollection, sock: socket.socket) -> None:
     """Serve the API on the listening socket ``sock`` until SIGTERM or SIGINT, then close every proxy."""
-    runner = web.AppRunner(create_app(collection), access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        create_app(collection), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+    )
     await runner.setup()
     await web.SockSite(runner, sock).start()
     host, port = sock.getsockname()[:2]

@@ -267,6 +267,73 @@ def test_disabled_proxy_closes_live_connections(
         assert round_trip_s(sock) < 50 * MS
 
 
+def test_proxy_passes_half_close(make_proxy: ProxyFactory) -> None:
+    """A client that shuts down its sending side still gets the whole echo, then EOF."""
+    proxy = make_proxy()
+    payload = os.urandom(100_000)
+    with connect(proxy) as sock:
+        sock.sendall(payload)
+        sock.shutdown(socket.SHUT_WR)
+        assert recv_until_eof(sock) == payload
+
+
+def test_unreachable_upstream_closes_client(make_proxy: ProxyFactory) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as placeholder:
+        upstream = listener_address(placeholder)
+    proxy = make_proxy(upstream=upstream)  # nothing listens there any more
+    with connect(proxy, timeout_s=2.0) as sock:
+        assert recv_until_eof(sock) == b""
+
+
+def test_reset_peer_added_to_live_connection(
+    make_proxy: ProxyFactory, fault_client: FaultProxyClient
+) -> None:
+    proxy = make_proxy()
+    with connect(proxy) as sock:
+        round_trip_s(sock)
+        fault_client.add_toxic(proxy.name, "reset_peer", timeout=0)
+        sock.sendall(b"ping")
+        with pytest.raises(ConnectionResetError):
+            sock.recv(16)
+
+
+def _rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS in /proc/{pid}/status")
+
+
+def test_backpressure_bounds_buffered_data(
+    make_proxy: ProxyFactory, fault_client: FaultProxyClient, fault_server: RunningFaultProxy
+) -> None:
+    """A client that writes but never reads gets blocked once the buffers are full.
+
+    The proxy may hold 32 MiB per direction (the default --max-buffer-mib); the kernel's socket
+    buffers on the way hold a few MiB more. Without backpressure the client would write at full
+    speed for the whole 3 s.
+    """
+    proxy = make_proxy()
+    fault_client.add_toxic(proxy.name, "latency", latency=10)
+    assert fault_server.process.pid is not None
+    rss_before = _rss_bytes(fault_server.process.pid)
+    block = os.urandom(1024 * 1024)
+    sent = 0
+    with connect(proxy) as sock:
+        sock.setblocking(False)
+        deadline = time.monotonic() + 3.0
+        last_progress = time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - last_progress < 0.5:
+            try:
+                sent += sock.send(block)
+                last_progress = time.monotonic()
+            except BlockingIOError:
+                time.sleep(0.01)
+        rss_growth = _rss_bytes(fault_server.process.pid) - rss_before
+    assert sent < 128 * 1024 * 1024, f"the client wrote {sent / 2**20:.0f} MiB without being blocked"
+    assert rss_growth < 96 * 1024 * 1024, f"the proxy grew by {rss_growth / 2**20:.0f} MiB"
+
+
 def _open_fds(pid: int) -> int:
     return len(os.listdir(Path(f"/proc/{pid}/fd")))
 
