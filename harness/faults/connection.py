@@ -95,6 +95,8 @@ class Endpoint(asyncio.Protocol):
         self.early.clear()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:
+            logger.debug("proxy %s: %s socket failed: %s", self.connection.owner.name, self.role, exc)
         self.lost = True
         if self.reader is not None:
             self.reader.feed_end(EndOfStream(full_close=True))

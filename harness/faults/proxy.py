@@ -105,6 +105,7 @@ class Proxy:
             self.stop()
 
     def _accept(self) -> Endpoint:
+        logger.debug("proxy %s: accepted a client connection", self.name)
         connection = Connection(self)
         self.connections.add(connection)
         return connection.client

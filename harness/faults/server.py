@@ -54,12 +54,19 @@ async def reject_browsers(request: web.Request, handler: Handler) -> web.StreamR
 
 @web.middleware
 async def api_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Return errors in Toxiproxy's JSON shape, unexpected ones as 500."""
     try:
         return await handler(request)
     except ApiError as exc:
         if exc.status >= 500:
             logger.warning("%s %s failed: %s", request.method, request.path, exc.message)
         return _json(exc.body(), exc.status)
+    except web.HTTPException:
+        raise  # aiohttp's own 404 and 405 for unknown routes and methods
+    except Exception as exc:
+        logger.exception("%s %s failed", request.method, request.path)
+        error = ApiError(500, f"internal error: {type(exc).__name__}: {exc}")
+        return _json(error.body(), error.status)
 
 
 async def show_version(request: web.Request) -> web.Response:

@@ -205,7 +205,7 @@ class LimitDataAttributes(ToxicAttributes):
 class LimitDataStage(Stage[LimitDataAttributes]):
     """Pass the first ``bytes`` bytes of the direction, then close the connection.
 
-    The count survives attribute updates, so raising the limit lets more bytes through.
+    The count survives attribute updates, so a new limit also counts the bytes already passed.
     """
 
     type_name = "limit_data"

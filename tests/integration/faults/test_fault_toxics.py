@@ -252,6 +252,26 @@ def test_toxic_update_applies_to_live_connection(
     assert statistics.median(samples) <= 30 * MS, samples
 
 
+def test_toxicity_update_stops_live_toxic(make_proxy: ProxyFactory, fault_client: FaultProxyClient) -> None:
+    proxy = make_proxy()
+    fault_client.add_toxic(proxy.name, "latency", latency=200)
+    with connect(proxy) as sock:
+        assert round_trip_s(sock) >= 200 * MS - TIMER_SLACK_S
+        fault_client.update_toxic(proxy.name, "latency_downstream", toxicity=0.0)
+        assert round_trip_s(sock) < 50 * MS
+
+
+def test_limit_data_counts_across_updates(make_proxy: ProxyFactory, fault_client: FaultProxyClient) -> None:
+    proxy = make_proxy()
+    fault_client.add_toxic(proxy.name, "limit_data", bytes=1000)
+    with connect(proxy) as sock:
+        round_trip_s(sock, b"a" * 600)
+        fault_client.update_toxic(proxy.name, "limit_data_downstream", bytes=1500)
+        sock.sendall(b"b" * 1200)
+        received = recv_until_eof(sock)
+    assert received == b"b" * 900
+
+
 def test_disabled_proxy_closes_live_connections(
     make_proxy: ProxyFactory, fault_client: FaultProxyClient
 ) -> None:
