@@ -119,7 +119,7 @@ class Proxy:
         self.connections.discard(connection)
 
     def upstream_failed(self, error: OSError) -> None:
-        """Log a failed upstream connect, at most once per interval, with the count of those not logged."""
+        """Log a failed upstream connect at most once per interval, with the number of failures so far."""
         self._upstream_errors += 1
         now = time.monotonic()
         if now - self._upstream_error_logged_at < UPSTREAM_ERROR_LOG_INTERVAL_S:
