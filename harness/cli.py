@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness.faults.cli import add_arguments as add_fault_proxy_arguments
+from harness.faults.cli import run as run_fault_proxy
 from harness.reports.schema import summary_json_schema
 from harness.runner import BACKENDS, new_run_id
 from harness.scenario.errors import ScenarioError
@@ -59,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="print the JSON Schema of the scenario format")
     schema.add_argument("--report", action="store_true", help="print the schema of summary.json instead")
     schema.add_argument("--indent", type=int, default=2)
+
+    fault_proxy = commands.add_parser(
+        "fault-proxy",
+        help="run the embedded Toxiproxy-compatible fault proxy",
+        description="Serve the Toxiproxy HTTP API and its toxics until SIGTERM or Ctrl-C.",
+    )
+    add_fault_proxy_arguments(fault_proxy)
     return parser
 
 
@@ -140,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "validate":
         return command_validate(args)
+    if args.command == "fault-proxy":
+        return run_fault_proxy(args)
     return command_schema(args)
 
 
