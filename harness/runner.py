@@ -1,4 +1,9 @@
-"""Run one scenario on a running stack: send its load, measure, and judge its SLOs."""
+"""Run one scenario on a running stack: send its load, measure, and judge its SLOs.
+
+Records stream to ``requests/<scenario>.csv`` and into the measurements while the load runs;
+the per-second series goes to ``series/<scenario>.csv``. A sweep runs one trial per rate and
+writes each trial's files with a ``.trial-N`` suffix.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +13,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from harness.load.engine import LoadResult, ProgressCallback, Target, run_load_blocking
-from harness.metrics.summary import Measurements, summarize
+from harness.load.sweep import find_capacity
+from harness.metrics.records import RequestRecord
+from harness.metrics.series import SeriesBuilder, write_series_csv
+from harness.metrics.summary import Measurements, MeasurementsBuilder
 from harness.reports.schema import Verdict
+from harness.reports.writers import RequestsCSV
 from harness.scenario.loader import LoadedScenario
 from harness.scenario.model import Scenario
-from harness.slo.evaluate import SLOVerdict, evaluate_slo
+from harness.slo.evaluate import SLOVerdict, evaluate_slo, request_objectives, trust_verdict
 from harness.stack.base import Endpoints
 
-BACKENDS = ("local",)
+BACKENDS = ("local", "external")
 MAX_DURATION_SCALE = 1000.0
 
 
@@ -32,6 +41,10 @@ class RunSettings:
     backend: str = "local"
     duration_scale: float = 1.0
     reports_dir: Path = Path("reports")
+    target_url: str | None = None
+    """External backend: base URL of the gateway under test."""
+    api_key: str | None = field(default=None, repr=False)
+    """External backend: API key sent as a bearer token."""
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -41,10 +54,42 @@ class RunSettings:
                 f"the duration scale must be greater than 0 and at most {MAX_DURATION_SCALE:g}, "
                 f"got {self.duration_scale}"
             )
+        if self.backend == "external" and not self.target_url:
+            raise ValueError("the external backend needs --target-url URL, the base URL of a running gateway")
+        if self.backend != "external" and (self.target_url or self.api_key):
+            raise ValueError(
+                f"--target-url and --api-key apply to --backend external; the {self.backend} backend "
+                "starts its own gateway"
+            )
 
     @property
     def run_dir(self) -> Path:
         return self.reports_dir / self.run_id
+
+
+@dataclass
+class Trial:
+    """One constant-rate run of a sweep and what it showed."""
+
+    rate_per_s: float
+    load: LoadResult
+    measurements: Measurements
+    verdicts: list[SLOVerdict]
+    trust: SLOVerdict
+    """Whether the load generator kept its schedule; a trial where it did not cannot pass."""
+    requests_file: Path
+    series_file: Path
+
+    @property
+    def passed(self) -> bool:
+        return self.trust.passed and all(verdict.passed for verdict in self.verdicts)
+
+
+@dataclass
+class SweepOutcome:
+    capacity_per_s: float | None
+    """The highest rate whose trial passed; None when none did."""
+    trials: list[Trial]
 
 
 @dataclass
@@ -59,23 +104,32 @@ class ScenarioResult:
     load: LoadResult | None = None
     measurements: Measurements | None = None
     verdicts: list[SLOVerdict] = field(default_factory=list)
+    trust: SLOVerdict | None = None
+    """The check that the load generator kept its schedule; when it fails, so does the gate."""
     error: str | None = None
     """The reason the scenario could not run, such as a stack that failed to start."""
     logs: dict[str, Path] = field(default_factory=dict)
+    requests_file: Path | None = None
+    series_file: Path | None = None
+    sweep: SweepOutcome | None = None
+
+    @property
+    def all_verdicts(self) -> list[SLOVerdict]:
+        return self.verdicts + ([self.trust] if self.trust is not None else [])
 
     @property
     def verdict(self) -> Verdict:
         if self.error is not None:
             return "error"
-        if any(verdict.blocks for verdict in self.verdicts):
+        if any(verdict.blocks for verdict in self.all_verdicts):
             return "fail"
-        if not all(verdict.passed for verdict in self.verdicts):
+        if not all(verdict.passed for verdict in self.all_verdicts):
             return "warn"
         return "pass"
 
     @property
     def blocking_failures(self) -> list[SLOVerdict]:
-        return [verdict for verdict in self.verdicts if verdict.blocks]
+        return [verdict for verdict in self.all_verdicts if verdict.blocks]
 
 
 def scaled(loaded: LoadedScenario, settings: RunSettings) -> Scenario:
@@ -96,20 +150,106 @@ def run_scenario(
         default_model=endpoints.models[0],
         api_keys=endpoints.api_keys,
     )
-    load = run_load_blocking(scenario.load, target, progress)
-    measurements = summarize(load.records)
-    verdicts = [
-        evaluate_slo(slo, measurements, scenario.gate, loaded.line_of("slo", position))
-        for position, slo in enumerate(scenario.slo)
-    ]
-    return ScenarioResult(
+    result = ScenarioResult(
         loaded=loaded,
         scenario=scenario,
         started_at=started_at,
-        finished_at=datetime.now(UTC),
+        finished_at=started_at,
         backend=settings.backend,
         endpoints=endpoints,
-        load=load,
-        measurements=measurements,
-        verdicts=verdicts,
     )
+    runner = _ScenarioRunner(loaded, scenario, target, settings.run_dir, progress)
+    if scenario.load.sweep is not None:
+        runner.sweep(result)
+    else:
+        runner.single(result)
+    result.finished_at = datetime.now(UTC)
+    return result
+
+
+class _ScenarioRunner:
+    """Runs measured loads of one scenario and judges them."""
+
+    def __init__(
+        self,
+        loaded: LoadedScenario,
+        scenario: Scenario,
+        target: Target,
+        run_dir: Path,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self.loaded = loaded
+        self.scenario = scenario
+        self.target = target
+        self.run_dir = run_dir
+        self.progress = progress
+
+    def single(self, result: ScenarioResult) -> None:
+        trial = self.measured_run(None, "")
+        result.load, result.measurements = trial.load, trial.measurements
+        result.requests_file, result.series_file = trial.requests_file, trial.series_file
+        result.verdicts, result.trust = trial.verdicts, trial.trust
+
+    def sweep(self, result: ScenarioResult) -> None:
+        sweep = self.scenario.load.sweep
+        assert sweep is not None
+        trials: list[Trial] = []
+
+        def run_trial(rate: float) -> bool:
+            trials.append(self.measured_run(rate, f".trial-{len(trials) + 1}"))
+            return trials[-1].passed
+
+        search = find_capacity(sweep, run_trial)
+        passing = [trial for trial in trials if trial.passed and trial.rate_per_s == search.passing]
+        shown = passing[-1] if passing else trials[-1]
+        result.sweep = SweepOutcome(search.passing, trials)
+        result.load, result.measurements = shown.load, shown.measurements
+        result.requests_file, result.series_file = shown.requests_file, shown.series_file
+        result.verdicts = shown.verdicts + self.judge_capacity(shown.measurements, search.passing)
+        result.trust = shown.trust
+
+    def measured_run(self, rate_per_s: float | None, suffix: str) -> Trial:
+        """Run the load once (at ``rate_per_s`` for a sweep trial), streaming records to disk."""
+        name = self.scenario.name
+        requests_file = self.run_dir / "requests" / f"{name}{suffix}.csv"
+        series_file = self.run_dir / "series" / f"{name}{suffix}.csv"
+        builder = MeasurementsBuilder(request_objectives(self.scenario.slo))
+        series = SeriesBuilder(self.scenario.load.warmup)
+        with RequestsCSV(requests_file) as requests_csv:
+
+            def sink(record: RequestRecord) -> None:
+                builder.add(record)
+                series.add(record)
+                requests_csv.write(record)
+
+            load = run_load_blocking(self.scenario.load, self.target, self.progress, sink, rate_per_s)
+        write_series_csv(series.rows(), series_file)
+        measurements = builder.build()
+        return Trial(
+            rate_per_s=rate_per_s or 0.0,
+            load=load,
+            measurements=measurements,
+            verdicts=self.judge(measurements),
+            trust=trust_verdict(measurements, self.scenario.load.max_send_lag_p99, self.scenario.gate),
+            requests_file=requests_file,
+            series_file=series_file,
+        )
+
+    def judge(self, measurements: Measurements) -> list[SLOVerdict]:
+        """Judge every objective but capacity, which only the whole sweep can show."""
+        scenario = self.scenario
+        return [
+            evaluate_slo(slo, measurements, scenario.gate, self.loaded.line_of("slo", position))
+            for position, slo in enumerate(scenario.slo)
+            if slo.metric != "capacity"
+        ]
+
+    def judge_capacity(self, measurements: Measurements, capacity_per_s: float | None) -> list[SLOVerdict]:
+        scenario = self.scenario
+        return [
+            evaluate_slo(
+                slo, measurements, scenario.gate, self.loaded.line_of("slo", position), capacity_per_s
+            )
+            for position, slo in enumerate(scenario.slo)
+            if slo.metric == "capacity"
+        ]

@@ -5,6 +5,12 @@ from __future__ import annotations
 from harness.metrics.definitions import format_metric_value
 from harness.reports.schema import MeasurementsReport, ScenarioReport, SLOResult
 
+UNTRUSTWORTHY = (
+    "the load generator fell behind its schedule, so the run is untrustworthy: it sent a lighter load "
+    "than the scenario asked for. Give the generator more CPU, lower the rate, or use engine: locust "
+    "with more workers."
+)
+
 
 def describe_slo(slo: SLOResult) -> str:
     """Return, for example, ``fail: observed 300ms, limit max 250ms, 1200 samples``."""
@@ -16,7 +22,9 @@ def describe_slo(slo: SLOResult) -> str:
 
 
 def blocking_failures(report: ScenarioReport) -> list[SLOResult]:
-    return [slo for slo in report.slos if slo.status != "pass" and slo.gate == "block"]
+    """Return the failed blocking objectives, and the failed schedule check of the load generator."""
+    checked = [*report.slos, *([report.trust] if report.trust is not None else [])]
+    return [slo for slo in checked if slo.status != "pass" and slo.gate == "block"]
 
 
 def describe_failed_scenario(report: ScenarioReport) -> str:
@@ -26,6 +34,8 @@ def describe_failed_scenario(report: ScenarioReport) -> str:
     for slo in failures:
         place = f"{report.file}:{slo.line}" if slo.line else report.file
         lines.append(f"{place}: SLO failed: {slo.name}: {describe_slo(slo).split(': ', 1)[1]}")
+        if slo is report.trust:
+            lines.append(UNTRUSTWORTHY)
     if report.measurements is not None:
         lines += describe_failed_requests(report.measurements)
     return "\n".join(lines)

@@ -34,6 +34,8 @@ __all__ = [
 ]
 
 Location = tuple[str | int, ...]
+STREAM_METRICS = ("ttft", "itl", "tpot")
+"""Metrics measured only on streaming requests."""
 
 
 class Scenario(StrictModel):
@@ -53,8 +55,7 @@ class Scenario(StrictModel):
         """Return a copy whose durations are multiplied by ``factor`` (thresholds are left alone)."""
         if factor == 1:
             return self
-        load = self.load.model_copy(update={"duration": self.load.duration * factor})
-        return self.model_copy(update={"load": load})
+        return self.model_copy(update={"load": self.load.scaled(factor)})
 
     def consistency_problems(self) -> list[tuple[Location, str]]:
         """Return problems that span sections, each with the location of the field at fault."""
@@ -68,9 +69,21 @@ class Scenario(StrictModel):
                     f"model {request.model!r} is not served by this stack; served models: {', '.join(served)}"
                 )
                 problems.append((("load", "requests", position, "model"), message))
-        if not self.load.stream:
-            for position, slo in enumerate(self.slo):
-                if slo.metric == "ttft":
-                    message = "a TTFT objective needs streaming requests, but this load sets stream: false"
-                    problems.append((("slo", position, "metric"), message))
+        problems += self._slo_problems()
+        return problems
+
+    def _slo_problems(self) -> list[tuple[Location, str]]:
+        problems: list[tuple[Location, str]] = []
+        for position, slo in enumerate(self.slo):
+            where: Location = ("slo", position, "metric")
+            if slo.metric in STREAM_METRICS and not self.load.stream:
+                message = (
+                    f"a {slo.metric} objective needs streaming requests, but this load sets stream: false"
+                )
+                problems.append((where, message))
+            if slo.metric == "capacity" and self.load.sweep is None:
+                problems.append((where, "a capacity objective needs a sweep: add load.sweep"))
+        if self.load.sweep is not None and all(slo.metric == "capacity" for slo in self.slo):
+            message = "a sweep needs an objective other than capacity, or every rate would pass"
+            problems.append((("slo",), message))
         return problems

@@ -157,7 +157,10 @@ def test_unknown_metric_lists_allowed(tmp_path: Path) -> None:
     (problem,) = error.problems
     assert problem.line == 13
     assert problem.field == "slo[1].metric"
-    assert "allowed metrics: e2e_latency, ttft, error_rate, rate_limited, throughput" in problem.message
+    assert (
+        "allowed metrics: e2e_latency, ttft, itl, tpot, output_tokens_per_s, send_lag, error_rate,"
+        in problem.message
+    )
 
 
 @pytest.mark.parametrize("percentile", ["101", "0", "p", "ninety"])
