@@ -246,7 +246,9 @@ class LoadSpec(StrictModel):
             return rate
         given = [name for name in ("stages", "sweep") if info.data.get(name) is not None]
         given += ["rate_per_s"] if rate is not None else []
-        if workload == "open" and not given:
+        # A schedule key that failed its own validation is missing from info.data: it was given.
+        settled = "stages" in info.data and "sweep" in info.data
+        if workload == "open" and not given and settled:
             raise ValueError("the open model needs rate_per_s (for example rate_per_s: 20), stages or sweep")
         if len(given) > 1:
             raise ValueError(f"give only one of rate_per_s, stages and sweep; got {' and '.join(given)}")
@@ -265,7 +267,7 @@ class LoadSpec(StrictModel):
     @field_validator("duration")
     @classmethod
     def _duration_fits_schedule(cls, seconds: float | None, info: ValidationInfo) -> float | None:
-        if info.data.get("stages") is not None:
+        if info.data.get("stages") is not None or "stages" not in info.data:
             if seconds is not None:
                 raise ValueError("with stages, the schedule lasts the sum of the stage durations; remove it")
             return None
