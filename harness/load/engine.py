@@ -195,11 +195,28 @@ async def run_load(
     return LoadResult(kept, started_at, scheduled_s, queued=state.queued, requests=state.started)
 
 
+TIMER_SLACK_S = 0.0015
+"""uvloop's timers count whole milliseconds and fire up to one late, so the last stretch is polled."""
+POLL_ABOVE_S = 0.01
+"""Only waits longer than this are polled at the end: at higher rates the loop wakes often anyway,
+and polling would take the CPU the target needs."""
+
+
 async def sleep_until(deadline: float) -> None:
-    """Sleep until ``deadline`` on the monotonic clock."""
+    """Sleep until ``deadline`` on the monotonic clock.
+
+    A long wait ends with a few polls that yield to the loop, so responses are still read and
+    stamped while the generator waits.
+    """
     delay = deadline - time.monotonic()
-    if delay > 0:
+    if delay <= 0:
+        return
+    if delay <= POLL_ABOVE_S:
         await asyncio.sleep(delay)
+        return
+    await asyncio.sleep(delay - TIMER_SLACK_S)
+    while time.monotonic() < deadline:  # noqa: ASYNC110 - polling is the point: no event marks the time
+        await asyncio.sleep(0)
 
 
 async def _run_open(state: _RunState) -> float:
