@@ -133,7 +133,9 @@ def _trimmed(number: float, decimals: int) -> str:
 
 
 def format_latency_ms(value_ms: float) -> str:
-    """Format milliseconds as 86.9ms below a second and as 1.5s above."""
+    """Format milliseconds as 0.125ms below 1 ms, 86.9ms below a second and 1.5s above."""
+    if value_ms < 1:
+        return f"{_trimmed(value_ms, 3)}ms"
     if value_ms < 1000:
         return f"{_trimmed(value_ms, 1)}ms"
     return f"{value_ms / 1000:.4g}s"
