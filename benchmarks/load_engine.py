@@ -138,7 +138,8 @@ spec = LoadSpec.model_validate({"model": "open", "rate_per_s": rate, "duration":
     "requests": [{"messages": [{"role": "user", "content": "hello"}]}]})
 m = summarize(run_load_blocking(spec, Target([url], "mock-llm")).records)
 ms = lambda h, q: round((h.percentile(q) or 0) * 1000, 2)
-print({"requests": m.requests, "errors": m.errors, "ttft_p50_ms": ms(m.ttft, 50), "ttft_p99_ms": ms(m.ttft, 99),
+print({"requests": m.requests, "errors": m.errors,
+       "ttft_p50_ms": ms(m.ttft, 50), "ttft_p99_ms": ms(m.ttft, 99),
        "e2e_p50_ms": ms(m.e2e_latency, 50), "e2e_p99_ms": ms(m.e2e_latency, 99)})
 """
 

@@ -1,9 +1,9 @@
 """The built-in load engine: open and closed workload models on asyncio (uvloop) and a lean HTTP client.
 
 Open model: each request is due at the time its schedule gives (constant or Poisson arrivals,
-over ramps and steps), whatever happened to earlier requests, and its latency counts from that
-due time, so a slow server cannot slow the schedule down and hide its own queueing
-(coordinated omission). Closed model: each user sends its next request when its previous one
+over ramps and steps), whatever happened to earlier requests. Its latency counts from that due
+time, so a slow server cannot slow the schedule down and hide its own queueing (coordinated
+omission). Closed model: each user sends its next request when its previous one
 ends. Both stop at the end of the schedule or at the request cap, whichever comes first, then
 wait for in-flight requests (bounded by the per-request timeout). Each finished record goes to
 a sink at once, so a long run holds only its in-flight records.

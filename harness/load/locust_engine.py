@@ -2,8 +2,8 @@
 
 A headless Locust master and ``workers`` worker processes run on 127.0.0.1 with
 ``harness/load/locustfile.py``. Nothing of Locust is imported here, so gevent never patches
-the harness's process. The workers append one JSON line per request; this side follows
-those files while the run goes on, feeds every record to the same sink as the built-in
+the harness's process. The workers append one JSON line per request. This side reads
+those files while the run goes on, passes every record to the same sink as the built-in
 engine, and reports progress from them.
 """
 

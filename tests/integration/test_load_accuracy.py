@@ -53,9 +53,8 @@ def accuracy_problems(url: str, rate: int, duration: str) -> list[str]:
     assert measurements.errors == 0
     assert measurements.requests >= rate * 2
     # Other processes on a shared 2-core machine delay the generator and the mock now and then,
-    # which moves the tail but not the median. So p50 is held to the 2 ms bound and p99 gets
-    # 3 ms more plus the generator's own measured lag; benchmarks/load_engine.py checks the
-    # strict bound on pinned cores.
+    # which moves the tail but not the median. So p50 is held to the 2 ms bound, and p99 gets
+    # 3 ms more plus the generator's own measured lag. The benchmark checks p99 on pinned cores.
     noise_ms = {50: 0.0, 99: P99_ALLOWANCE_MS + (measurements.send_lag.percentile(99) or 0) * 1000}
     problems = []
     for percentile in (50, 99):
