@@ -11,7 +11,7 @@ endif
 GATE_ARGS ?=
 TEST_ARGS ?=
 
-.PHONY: venv gate test lint format clean
+.PHONY: venv gate test lint format clean bench-deps bench
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -41,6 +41,17 @@ lint: venv
 format: venv
 	$(BIN)/ruff check --fix harness target_service tests
 	$(BIN)/ruff format harness target_service tests
+
+# Benchmark tools from Debian: nginx (a static chat completion for the engine to hit) and wrk
+# (the reference rate). Installs system packages with apt-get, so it needs root.
+bench-deps:
+	@echo "installing nginx-light and wrk with apt-get (needs root)"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk
+
+# The load engine benchmark of docs/benchmarks.md; prints its results as JSON.
+bench: venv
+	$(BIN)/python benchmarks/load_engine.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

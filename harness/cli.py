@@ -48,6 +48,18 @@ def _parser() -> argparse.ArgumentParser:
         "--junitxml", type=Path, default=None, help="JUnit XML path (default: REPORTS_DIR/RUN_ID/junit.xml)"
     )
     run.add_argument(
+        "--target-url",
+        default=None,
+        metavar="URL",
+        help="with --backend external: base URL of the running gateway under test (no default)",
+    )
+    run.add_argument(
+        "--api-key",
+        default=None,
+        metavar="KEY",
+        help="with --backend external: API key sent as 'Authorization: Bearer KEY'",
+    )
+    run.add_argument(
         "--stack-ready-timeout",
         type=float,
         default=DEFAULT_READY_TIMEOUT_S,
@@ -84,6 +96,10 @@ def _pytest_args(args: argparse.Namespace, files: Sequence[Path], extra: Sequenc
         f"--stack-ready-timeout={args.stack_ready_timeout}",
         *extra,
     ]
+    if args.target_url is not None:
+        pytest_args.append(f"--target-url={args.target_url}")
+    if args.api_key is not None:
+        pytest_args.append(f"--api-key={args.api_key}")
     if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
         pytest_args += ["-p", "harness.plugin"]
     return pytest_args

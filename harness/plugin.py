@@ -23,13 +23,14 @@ from harness.reports.explain import blocking_failures, describe_failed_scenario,
 from harness.reports.schema import RunSummary, ScenarioReport
 from harness.reports.summary import build_summary, scenario_report
 from harness.reports.tables import SLO_HEADERS, format_text_table, slo_rows
-from harness.reports.writers import update_latest_link, write_requests_csv, write_summary
+from harness.reports.writers import update_latest_link, write_summary
 from harness.runner import BACKENDS, RunSettings, ScenarioResult, new_run_id, run_scenario, scaled
 from harness.scenario.errors import ScenarioError
 from harness.scenario.loader import SCENARIO_SUFFIXES, LoadedScenario, duplicate_name_problem, load_scenario
 from harness.scenario.stack import StackSpec
 from harness.stack.base import StackBackend
 from harness.stack.errors import StackError
+from harness.stack.external import ExternalStack
 from harness.stack.local import DEFAULT_READY_TIMEOUT_S, LocalStack
 from harness.stack.pool import StackPool
 
@@ -56,7 +57,12 @@ class HarnessRun:
         return self.settings.run_dir
 
     def backend_factory(self) -> Callable[[StackSpec, Path], StackBackend]:
+        settings = self.settings
+
         def make(spec: StackSpec, workdir: Path) -> StackBackend:
+            if settings.backend == "external":
+                assert settings.target_url is not None
+                return ExternalStack(spec, settings.target_url, settings.api_key, self.ready_timeout_s)
             return LocalStack(spec, workdir, ready_timeout_s=self.ready_timeout_s)
 
         return make
@@ -103,6 +109,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="SECONDS",
         help=f"How long each stack service may take to become ready (default: {DEFAULT_READY_TIMEOUT_S:g}).",
     )
+    group.addoption(
+        "--target-url",
+        default=None,
+        metavar="URL",
+        help="With --backend external: base URL of the running gateway under test (no default).",
+    )
+    group.addoption(
+        "--api-key",
+        default=None,
+        metavar="KEY",
+        help="With --backend external: API key sent as 'Authorization: Bearer KEY'.",
+    )
     parser.addini(
         "slogate_scenario_dirs",
         type="paths",
@@ -119,6 +137,8 @@ def pytest_configure(config: pytest.Config) -> None:
             backend=config.getoption("backend"),
             duration_scale=config.getoption("duration_scale"),
             reports_dir=Path(config.getoption("reports_dir")),
+            target_url=config.getoption("target_url"),
+            api_key=config.getoption("api_key"),
         )
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -229,7 +249,7 @@ class ScenarioItem(pytest.Function):
         run = self.config.stash[RUN_KEY]
         load = scaled(self.loaded, run.settings).load
         stack_start_s = run.ready_timeout_s * (2 + len(self.loaded.scenario.stack.upstreams))
-        return stack_start_s + load.duration + load.timeout + 60
+        return stack_start_s + load.time_limit_s() + 60
 
     def run_on(self, pool: StackPool) -> None:
         run = self.config.stash[RUN_KEY]
@@ -248,7 +268,8 @@ class ScenarioItem(pytest.Function):
             raise
         result.logs = backend.logs()
         report = self._record(run, result)
-        for slo in report.slos:
+        failed_trust = [report.trust] if report.trust is not None and report.trust.status != "pass" else []
+        for slo in [*report.slos, *failed_trust]:
             self.user_properties.append((f"slo: {slo.name}", describe_slo(slo)))
             if slo.status != "pass" and slo.gate == "warn":
                 warnings.warn(SLOWarning(f"{self.name}: {slo.name}: {describe_slo(slo)}"), stacklevel=1)
@@ -270,11 +291,7 @@ class ScenarioItem(pytest.Function):
         )
 
     def _record(self, run: HarnessRun, result: ScenarioResult) -> ScenarioReport:
-        requests_file = None
-        if result.load is not None:
-            requests_file = run.run_dir / "requests" / f"{result.scenario.name}.csv"
-            write_requests_csv(result.load.records, requests_file)
-        report = scenario_report(result, run.run_dir, requests_file)
+        report = scenario_report(result, run.run_dir, result.requests_file)
         run.reports.append(report)
         return report
 

@@ -1,28 +1,43 @@
-"""Run one scenario on a running stack: send its load with its faults, measure, and judge it."""
+"""Run one scenario on a running stack: send its load with its faults, measure, and judge it.
+
+Records stream to ``requests/<scenario>.csv`` and into the measurements while the load runs;
+the per-second series goes to ``series/<scenario>.csv``. A sweep runs one trial per rate and
+writes each trial's files with a ``.trial-N`` suffix.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import uvloop
 
-from harness.checks.evaluate import CheckContext, CheckVerdict, evaluate_checks
-from harness.faults.timeline import FaultEvent, run_faults
-from harness.load.engine import LoadResult, ProgressCallback, Target, run_load
-from harness.metrics.summary import Measurements, summarize
+from harness.checks.evaluate import CheckCollector, CheckVerdict, RetryTarget, collector_for, evaluate_checks
+from harness.faults.timeline import FaultEvent, FaultThread
+from harness.load.engine import (
+    CHAT_COMPLETIONS_PATH,
+    LoadResult,
+    ProgressCallback,
+    Target,
+    prepare_requests,
+    run_load_blocking,
+)
+from harness.load.sweep import find_capacity
+from harness.metrics.records import RequestRecord
+from harness.metrics.series import SeriesBuilder, write_series_csv
+from harness.metrics.summary import Measurements, MeasurementsBuilder
 from harness.reports.schema import Verdict
+from harness.reports.writers import RequestsCSV
 from harness.scenario.loader import LoadedScenario
 from harness.scenario.model import Scenario
-from harness.slo.evaluate import SLOVerdict, evaluate_slo
+from harness.slo.evaluate import SLOVerdict, evaluate_slo, request_objectives, trust_verdict
 from harness.stack.base import Endpoints, StackBackend
+from harness.stack.errors import StackError
 
-BACKENDS = ("local",)
+BACKENDS = ("local", "external")
 MAX_DURATION_SCALE = 1000.0
 
 
@@ -39,6 +54,10 @@ class RunSettings:
     backend: str = "local"
     duration_scale: float = 1.0
     reports_dir: Path = Path("reports")
+    target_url: str | None = None
+    """External backend: base URL of the gateway under test."""
+    api_key: str | None = field(default=None, repr=False)
+    """External backend: API key sent as a bearer token."""
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -48,10 +67,42 @@ class RunSettings:
                 f"the duration scale must be greater than 0 and at most {MAX_DURATION_SCALE:g}, "
                 f"got {self.duration_scale}"
             )
+        if self.backend == "external" and not self.target_url:
+            raise ValueError("the external backend needs --target-url URL, the base URL of a running gateway")
+        if self.backend != "external" and (self.target_url or self.api_key):
+            raise ValueError(
+                f"--target-url and --api-key apply to --backend external; the {self.backend} backend "
+                "starts its own gateway"
+            )
 
     @property
     def run_dir(self) -> Path:
         return self.reports_dir / self.run_id
+
+
+@dataclass
+class Trial:
+    """One constant-rate run of a sweep and what it showed."""
+
+    rate_per_s: float
+    load: LoadResult
+    measurements: Measurements
+    verdicts: list[SLOVerdict]
+    trust: SLOVerdict
+    """Whether the load generator kept its schedule; a trial where it did not cannot pass."""
+    requests_file: Path
+    series_file: Path
+
+    @property
+    def passed(self) -> bool:
+        return self.trust.passed and all(verdict.passed for verdict in self.verdicts)
+
+
+@dataclass
+class SweepOutcome:
+    capacity_per_s: float | None
+    """The highest rate whose trial passed; None when none did."""
+    trials: list[Trial]
 
 
 @dataclass
@@ -68,15 +119,26 @@ class ScenarioResult:
     verdicts: list[SLOVerdict] = field(default_factory=list)
     checks: list[CheckVerdict] = field(default_factory=list)
     faults: list[FaultEvent] = field(default_factory=list)
+    trust: SLOVerdict | None = None
+    """The check that the load generator kept its schedule; when it fails, so does the gate."""
     error: str | None = None
     """The reason the scenario could not run, such as a stack that failed to start."""
     logs: dict[str, Path] = field(default_factory=dict)
+    requests_file: Path | None = None
+    series_file: Path | None = None
+    sweep: SweepOutcome | None = None
+
+    @property
+    def all_verdicts(self) -> list[SLOVerdict]:
+        return self.verdicts + ([self.trust] if self.trust is not None else [])
 
     @property
     def verdict(self) -> Verdict:
         if self.error is not None:
             return "error"
-        outcomes = [(v.passed, v.blocks) for v in self.verdicts] + [(c.passed, c.blocks) for c in self.checks]
+        outcomes = [(v.passed, v.blocks) for v in self.all_verdicts] + [
+            (c.passed, c.blocks) for c in self.checks
+        ]
         if any(blocks for _, blocks in outcomes):
             return "fail"
         if not all(passed for passed, _ in outcomes):
@@ -104,65 +166,160 @@ def run_scenario(
         default_model=endpoints.models[0],
         api_keys=endpoints.api_keys,
     )
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as loop:
-        load, faults = loop.run(_load_with_faults(scenario, target, backend, progress))
-        checks = loop.run(_checks(loaded, scenario, load, endpoints))
-    measurements = summarize(load.records)
-    verdicts = [
-        evaluate_slo(slo, measurements, scenario.gate, loaded.line_of("slo", position))
-        for position, slo in enumerate(scenario.slo)
-    ]
-    return ScenarioResult(
+    result = ScenarioResult(
         loaded=loaded,
         scenario=scenario,
         started_at=started_at,
-        finished_at=datetime.now(UTC),
+        finished_at=started_at,
         backend=settings.backend,
         endpoints=endpoints,
-        load=load,
-        measurements=measurements,
-        verdicts=verdicts,
-        checks=checks,
-        faults=faults,
     )
+    runner = _ScenarioRunner(loaded, scenario, target, backend, settings.run_dir, progress)
+    if scenario.load.sweep is not None:
+        runner.sweep(result)
+    else:
+        runner.single(result)
+    result.finished_at = datetime.now(UTC)
+    return result
 
 
-async def _load_with_faults(
-    scenario: Scenario, target: Target, backend: StackBackend, progress: ProgressCallback | None
-) -> tuple[LoadResult, list[FaultEvent]]:
-    """Run the load and the fault timeline side by side; undo every fault whatever happens."""
-    origin = time.monotonic()
-    faults = asyncio.create_task(run_faults(scenario.faults, backend.apply_fault, origin))
-    try:
-        load = await run_load(scenario.load, target, progress)
-    except BaseException:
-        faults.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await faults
-        raise
-    events = await faults
-    shift = load.origin - origin  # report fault times on the load's clock, like the records
+class _ScenarioRunner:
+    """Runs measured loads of one scenario and judges them."""
+
+    def __init__(
+        self,
+        loaded: LoadedScenario,
+        scenario: Scenario,
+        target: Target,
+        backend: StackBackend,
+        run_dir: Path,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self.loaded = loaded
+        self.scenario = scenario
+        self.target = target
+        self.backend = backend
+        self.run_dir = run_dir
+        self.progress = progress
+
+    def single(self, result: ScenarioResult) -> None:
+        if self.scenario.faults and self.backend.name == "external":
+            raise StackError(
+                "faults need a managed stack, but --backend external only sends traffic; remove faults "
+                "from the scenario, or run it with --backend local"
+            )
+        collector = collector_for(self.scenario.checks, *_limited_tenants(self.scenario))
+        faults = FaultThread(self.scenario.faults, self.backend.apply_fault)
+        faults.start()
+        try:
+            trial = self.measured_run(None, "", collector)
+        except BaseException:
+            faults.finish(cancel=True)
+            raise
+        result.faults = faults.finish()
+        _align_fault_times(result.faults, faults.origin, trial.load.origin)
+        result.load, result.measurements = trial.load, trial.measurements
+        result.requests_file, result.series_file = trial.requests_file, trial.series_file
+        result.verdicts, result.trust = trial.verdicts, trial.trust
+        result.checks = self.judge_checks(collector, trial.load)
+
+    def judge_checks(self, collector: CheckCollector, load: LoadResult) -> list[CheckVerdict]:
+        scenario = self.scenario
+        if not scenario.checks:
+            return []
+        retry = None
+        if load.origin:
+            prepared = prepare_requests(scenario.load, self.target)
+            retry = RetryTarget(
+                urls=[f"{url}{CHAT_COMPLETIONS_PATH}" for url in self.target.base_urls],
+                bodies=[kind.body for kind in prepared],
+                headers=[dict(kind.headers) for kind in prepared],
+                origin=load.origin,
+            )
+        lines = [self.loaded.line_of("checks", position) for position in range(len(scenario.checks))]
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as loop:
+            return loop.run(evaluate_checks(scenario.checks, collector, retry, scenario.gate, lines))
+
+    def sweep(self, result: ScenarioResult) -> None:
+        sweep = self.scenario.load.sweep
+        assert sweep is not None
+        trials: list[Trial] = []
+
+        def run_trial(rate: float) -> bool:
+            trials.append(self.measured_run(rate, f".trial-{len(trials) + 1}"))
+            return trials[-1].passed
+
+        search = find_capacity(sweep, run_trial)
+        passing = [trial for trial in trials if trial.passed and trial.rate_per_s == search.passing]
+        shown = passing[-1] if passing else trials[-1]
+        result.sweep = SweepOutcome(search.passing, trials)
+        result.load, result.measurements = shown.load, shown.measurements
+        result.requests_file, result.series_file = shown.requests_file, shown.series_file
+        result.verdicts = shown.verdicts + self.judge_capacity(shown.measurements, search.passing)
+        result.trust = shown.trust
+
+    def measured_run(
+        self, rate_per_s: float | None, suffix: str, collector: CheckCollector | None = None
+    ) -> Trial:
+        """Run the load once (at ``rate_per_s`` for a sweep trial), streaming records to disk."""
+        name = self.scenario.name
+        requests_file = self.run_dir / "requests" / f"{name}{suffix}.csv"
+        series_file = self.run_dir / "series" / f"{name}{suffix}.csv"
+        builder = MeasurementsBuilder(request_objectives(self.scenario.slo))
+        series = SeriesBuilder(self.scenario.load.warmup)
+        with RequestsCSV(requests_file) as requests_csv:
+
+            def sink(record: RequestRecord) -> None:
+                builder.add(record)
+                series.add(record)
+                requests_csv.write(record)
+                if collector is not None:
+                    collector.add(record)
+
+            load = run_load_blocking(self.scenario.load, self.target, self.progress, sink, rate_per_s)
+        write_series_csv(series.rows(), series_file)
+        measurements = builder.build()
+        return Trial(
+            rate_per_s=rate_per_s or 0.0,
+            load=load,
+            measurements=measurements,
+            verdicts=self.judge(measurements),
+            trust=trust_verdict(measurements, self.scenario.load.max_send_lag_p99, self.scenario.gate),
+            requests_file=requests_file,
+            series_file=series_file,
+        )
+
+    def judge(self, measurements: Measurements) -> list[SLOVerdict]:
+        """Judge every objective but capacity, which only the whole sweep can show."""
+        scenario = self.scenario
+        return [
+            evaluate_slo(slo, measurements, scenario.gate, self.loaded.line_of("slo", position))
+            for position, slo in enumerate(scenario.slo)
+            if slo.metric != "capacity"
+        ]
+
+    def judge_capacity(self, measurements: Measurements, capacity_per_s: float | None) -> list[SLOVerdict]:
+        scenario = self.scenario
+        return [
+            evaluate_slo(
+                slo, measurements, scenario.gate, self.loaded.line_of("slo", position), capacity_per_s
+            )
+            for position, slo in enumerate(scenario.slo)
+            if slo.metric == "capacity"
+        ]
+
+
+def _limited_tenants(scenario: Scenario) -> tuple[set[str], set[str]]:
+    """Return the tenants with request limits and those with token limits."""
+    tenants = scenario.stack.tenants.items()
+    requests = {name for name, tenant in tenants if tenant.limits.requests_per_minute or tenant.limits.models}
+    tokens = {name for name, tenant in tenants if tenant.limits.tokens_per_minute}
+    return requests, tokens
+
+
+def _align_fault_times(events: list[FaultEvent], fault_origin: float, load_origin: float) -> None:
+    """Report fault times on the load's clock, like the request records (the Locust engine has none)."""
+    shift = load_origin - fault_origin if load_origin else 0.0
     for event in events:
         event.applied_at_s = None if event.applied_at_s is None else event.applied_at_s - shift
         event.removed_at_s = None if event.removed_at_s is None else event.removed_at_s - shift
-    return load, events
-
-
-async def _checks(
-    loaded: LoadedScenario, scenario: Scenario, load: LoadResult, endpoints: Endpoints
-) -> list[CheckVerdict]:
-    tenants = scenario.stack.tenants
-    context = CheckContext(
-        records=load.records,
-        prepared=load.prepared,
-        base_urls=endpoints.gateway_urls,
-        origin=load.origin,
-        request_limited_tenants={
-            name
-            for name, tenant in tenants.items()
-            if tenant.limits.requests_per_minute or tenant.limits.models
-        },
-        token_limited_tenants={name for name, tenant in tenants.items() if tenant.limits.tokens_per_minute},
-    )
-    lines = [loaded.line_of("checks", position) for position in range(len(scenario.checks))]
-    return await evaluate_checks(scenario.checks, context, scenario.gate, lines)

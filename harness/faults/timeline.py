@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -59,3 +60,46 @@ async def _sleep_until(deadline: float) -> None:
     delay = deadline - time.monotonic()
     if delay > 0:
         await asyncio.sleep(delay)
+
+
+class FaultThread:
+    """Runs a fault timeline on an event loop of its own in a thread, beside a load of any engine."""
+
+    def __init__(self, faults: Sequence[FaultSpec], apply: ApplyFault) -> None:
+        self.faults = faults
+        self.apply = apply
+        self.origin = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[list[FaultEvent]] | None = None
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="slogate-faults", daemon=True)
+        self._events: list[FaultEvent] = []
+        self._error: BaseException | None = None
+
+    def start(self) -> None:
+        self.origin = time.monotonic()
+        self._thread.start()
+        self._started.wait()
+
+    def _run(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        try:
+            self._task = self._loop.create_task(run_faults(self.faults, self.apply, self.origin))
+            self._started.set()
+            self._events = self._loop.run_until_complete(self._task)
+        except asyncio.CancelledError:
+            pass
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            self._started.set()
+            self._loop.close()
+
+    def finish(self, cancel: bool = False) -> list[FaultEvent]:
+        """Wait for every fault to be undone (cancelling the rest when ``cancel``); return what happened."""
+        if cancel and self._loop is not None and self._task is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._task.cancel)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._events

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from harness.metrics.histogram import LatencyHistogram
@@ -25,22 +24,18 @@ class CacheMeasurements:
     def hit_ratio(self) -> float | None:
         return self.hits / self.looked_up if self.looked_up else None
 
+    def add(self, record: RequestRecord) -> None:
+        """Count a successful response that the cache looked up; others, and bypasses, are ignored."""
+        if not record.ok or record.e2e_latency is None:
+            return
+        if record.cache == "hit":
+            self.hits += 1
+            self.hit_e2e.record(record.e2e_latency)
+        elif record.cache == "miss":
+            self.misses += 1
+            self.miss_e2e.record(record.e2e_latency)
+
     def latency_saved_s(self, percentile: float) -> float | None:
         """Return the miss latency minus the hit latency at ``percentile``, or None without both."""
         miss, hit = self.miss_e2e.percentile(percentile), self.hit_e2e.percentile(percentile)
         return None if miss is None or hit is None else miss - hit
-
-
-def summarize_cache(records: Sequence[RequestRecord]) -> CacheMeasurements:
-    """Count hits and misses among successful responses; responses marked bypass are not counted."""
-    cache = CacheMeasurements()
-    for record in records:
-        if not record.ok or record.e2e_latency is None:
-            continue
-        if record.cache == "hit":
-            cache.hits += 1
-            cache.hit_e2e.record(record.e2e_latency)
-        elif record.cache == "miss":
-            cache.misses += 1
-            cache.miss_e2e.record(record.e2e_latency)
-    return cache

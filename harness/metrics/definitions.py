@@ -17,6 +17,8 @@ class MetricKind(StrEnum):
     """A share of requests; thresholds are percentages."""
     RATE = "rate"
     """Events per second over the measured window; thresholds are rates."""
+    REQUEST_RATE = "request_rate"
+    """A per-request rate summarised by a percentile; thresholds are rates."""
 
 
 @dataclass(frozen=True)
@@ -26,9 +28,12 @@ class MetricDefinition:
     unit: str
     description: str
 
+    per_request: bool = False
+    """The metric has a value per request, so it takes part in goodput."""
+
     @property
     def needs_percentile(self) -> bool:
-        return self.kind is MetricKind.LATENCY
+        return self.kind in (MetricKind.LATENCY, MetricKind.REQUEST_RATE)
 
 
 METRICS: dict[str, MetricDefinition] = {
@@ -39,13 +44,45 @@ METRICS: dict[str, MetricDefinition] = {
             MetricKind.LATENCY,
             "ms",
             "End-to-end latency: end of the response minus the request's intended start.",
+            per_request=True,
         ),
         MetricDefinition(
             "ttft",
             MetricKind.LATENCY,
             "ms",
-            "Time to first token: first content delta of a stream minus the intended start. "
-            "Streaming requests only.",
+            "Time to first token: first content (or reasoning) delta of a stream minus the intended "
+            "start. Streaming requests only.",
+            per_request=True,
+        ),
+        MetricDefinition(
+            "itl",
+            MetricKind.LATENCY,
+            "ms",
+            "Inter-token latency, one sample per output token after the first content chunk: the gap "
+            "before a chunk divided by the tokens it carries. Streaming requests only.",
+            per_request=True,
+        ),
+        MetricDefinition(
+            "tpot",
+            MetricKind.LATENCY,
+            "ms",
+            "Time per output token: (E2E - TTFT) / (output tokens - 1), per streaming request with at "
+            "least two output tokens.",
+            per_request=True,
+        ),
+        MetricDefinition(
+            "output_tokens_per_s",
+            MetricKind.REQUEST_RATE,
+            "tokens/s",
+            "Per request: output tokens over E2E latency.",
+            per_request=True,
+        ),
+        MetricDefinition(
+            "send_lag",
+            MetricKind.LATENCY,
+            "ms",
+            "Actual send minus intended start, of requests that did not wait for an in-flight slot: "
+            "how far the load generator fell behind its schedule.",
         ),
         MetricDefinition(
             "error_rate",
@@ -80,6 +117,26 @@ METRICS: dict[str, MetricDefinition] = {
             "req/s",
             "Successful responses per second between the first and the last successful response.",
         ),
+        MetricDefinition(
+            "goodput",
+            MetricKind.RATE,
+            "req/s",
+            "Throughput times the share of successful requests that met every per-request objective "
+            "of the scenario (latency and output_tokens_per_s objectives, each as a per-request limit).",
+        ),
+        MetricDefinition(
+            "output_throughput",
+            MetricKind.RATE,
+            "tokens/s",
+            "Aggregate output tokens per second: throughput times the mean output tokens of a "
+            "successful request.",
+        ),
+        MetricDefinition(
+            "capacity",
+            MetricKind.RATE,
+            "req/s",
+            "Sweep only: the highest arrival rate whose trial met every other objective.",
+        ),
     )
 }
 
@@ -89,7 +146,9 @@ def _trimmed(number: float, decimals: int) -> str:
 
 
 def format_latency_ms(value_ms: float) -> str:
-    """Format milliseconds as 86.9ms below a second and as 1.5s above."""
+    """Format milliseconds as 0.125ms below 1 ms, 86.9ms below a second and 1.5s above."""
+    if value_ms < 1:
+        return f"{_trimmed(value_ms, 3)}ms"
     if value_ms < 1000:
         return f"{_trimmed(value_ms, 1)}ms"
     return f"{value_ms / 1000:.4g}s"
@@ -104,4 +163,6 @@ def format_metric_value(metric: str, value: float | None) -> str:
         return format_latency_ms(value)
     if kind is MetricKind.RATIO:
         return f"{value * 100:.4g}%"
+    if METRICS[metric].unit == "tokens/s":
+        return f"{_trimmed(value, 2)} tokens/s"
     return f"{_trimmed(value, 2)}/s"

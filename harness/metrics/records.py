@@ -2,12 +2,13 @@
 
 All times are seconds on the monotonic clock of the load generator, relative to the start
 of the run, so records from one run compare directly and never jump with the wall clock.
+The per-request metrics (E2E, TTFT, ITL, TPOT, output tokens/s) are defined here, once.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -73,6 +74,12 @@ class RequestRecord:
     """The tenant whose API key the request carried."""
     headers: dict[str, str] | None = None
     """Rate-limit and Retry-After response headers, when present."""
+    warmup: bool = False
+    """Intended to start during the warm-up: sent and written out, but left out of measurements."""
+    queued: bool = False
+    """Open model: waited for an in-flight slot, so its send lag is the target's, not the generator's."""
+    chunk_times: list[float] = field(default_factory=list)
+    """Arrival of each SSE event that carried content or reasoning; not written to the CSV."""
 
     @property
     def ok(self) -> bool:
@@ -95,9 +102,71 @@ class RequestRecord:
         """How late the generator sent the request compared with its schedule."""
         return None if self.sent is None else self.sent - self.intended_start
 
+    @property
+    def tpot(self) -> float | None:
+        """Time per output token after the first: (E2E - TTFT) / (output tokens - 1).
+
+        Defined for streams with a TTFT and at least two output tokens.
+        """
+        e2e, ttft, tokens = self.e2e_latency, self.ttft, self.completion_tokens
+        if e2e is None or ttft is None or tokens is None or tokens < 2:
+            return None
+        return (e2e - ttft) / (tokens - 1)
+
+    @property
+    def output_tokens_per_s(self) -> float | None:
+        """Output tokens over E2E latency, for a request with output tokens and a positive E2E."""
+        e2e, tokens = self.e2e_latency, self.completion_tokens
+        if e2e is None or e2e <= 0 or not tokens:
+            return None
+        return tokens / e2e
+
+    def chunk_token_counts(self) -> list[int]:
+        """Return the output tokens of each content chunk.
+
+        With counted tokens every chunk is one token. With usage, the server's total is split
+        evenly over the chunks (the remainder to the earliest), because SSE chunks do not say
+        how many tokens they carry.
+        """
+        chunks = len(self.chunk_times)
+        total = self.completion_tokens
+        if not chunks or total is None or self.token_source is not TokenSource.USAGE:
+            return [1] * chunks
+        share, remainder = divmod(total, chunks)
+        return [share + (1 if position < remainder else 0) for position in range(chunks)]
+
+    def itl_samples(self) -> list[tuple[float, int]]:
+        """Return inter-token latencies as (seconds per token, tokens) pairs.
+
+        The gap before a content chunk is spread evenly over the tokens it carries, so every
+        token after the first chunk is one sample and the samples add up to the time from the
+        first to the last content chunk. Tokens that arrived with the first chunk have no gap
+        and give no sample; a chunk given no token merges its gap into the next chunk's.
+        """
+        samples: list[tuple[float, int]] = []
+        if len(self.chunk_times) < 2:
+            return samples
+        counts = self.chunk_token_counts()
+        previous = self.chunk_times[0]
+        for arrived, tokens in zip(self.chunk_times[1:], counts[1:], strict=True):
+            if tokens:
+                samples.append(((arrived - previous) / tokens, tokens))
+                previous = arrived
+        return samples
+
+    @property
+    def itl_max(self) -> float | None:
+        """The request's largest inter-token latency; its ITL value for goodput."""
+        samples = self.itl_samples()
+        return max(value for value, _ in samples) if samples else None
+
     def to_dict(self) -> dict[str, Any]:
-        row = asdict(self)
+        row = {name: getattr(self, name) for name in CSV_COLUMNS}
         row["error_class"] = self.error_class.value if self.error_class else None
         row["token_source"] = self.token_source.value if self.token_source else None
         row["headers"] = json.dumps(self.headers) if self.headers else None
         return row
+
+
+CSV_COLUMNS = [f.name for f in fields(RequestRecord) if f.name != "chunk_times"]
+"""Columns of the per-request CSV: every record field but the chunk arrival times."""

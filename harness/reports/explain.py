@@ -5,6 +5,12 @@ from __future__ import annotations
 from harness.metrics.definitions import format_metric_value
 from harness.reports.schema import CheckResult, MeasurementsReport, ScenarioReport, SLOResult
 
+UNTRUSTWORTHY = (
+    "the load generator fell behind its schedule, so the run is untrustworthy: it sent a lighter load "
+    "than the scenario asked for. Give the generator more CPU, lower the rate, or use engine: locust "
+    "with more workers."
+)
+
 
 def describe_slo(slo: SLOResult) -> str:
     """Return, for example, ``fail: observed 300ms, limit max 250ms, 1200 samples``."""
@@ -16,12 +22,12 @@ def describe_slo(slo: SLOResult) -> str:
 
 
 def blocking_failures(report: ScenarioReport) -> list[SLOResult | CheckResult]:
-    failed_slos: list[SLOResult | CheckResult] = [
-        s for s in report.slos if s.status != "pass" and s.gate == "block"
+    """Return the failed blocking objectives and checks, and the failed schedule check of the generator."""
+    objectives = [*report.slos, *([report.trust] if report.trust is not None else [])]
+    failures: list[SLOResult | CheckResult] = [
+        s for s in objectives if s.status != "pass" and s.gate == "block"
     ]
-    return failed_slos + [
-        check for check in report.checks if check.status != "pass" and check.gate == "block"
-    ]
+    return failures + [check for check in report.checks if check.status != "pass" and check.gate == "block"]
 
 
 def describe_failed_scenario(report: ScenarioReport) -> str:
@@ -30,10 +36,12 @@ def describe_failed_scenario(report: ScenarioReport) -> str:
     lines = [f"{len(failures)} blocking gate(s) failed: {', '.join(failure.name for failure in failures)}"]
     for failure in failures:
         place = f"{report.file}:{failure.line}" if failure.line else report.file
-        if isinstance(failure, SLOResult):
-            lines.append(f"{place}: SLO failed: {failure.name}: {describe_slo(failure).split(': ', 1)[1]}")
-        else:
+        if isinstance(failure, CheckResult):
             lines.append(f"{place}: check failed: {failure.name}: {failure.detail}")
+            continue
+        lines.append(f"{place}: SLO failed: {failure.name}: {describe_slo(failure).split(': ', 1)[1]}")
+        if failure is report.trust:
+            lines.append(UNTRUSTWORTHY)
     if report.measurements is not None:
         lines += describe_failed_requests(report.measurements)
     return "\n".join(lines)

@@ -33,6 +33,17 @@ class Distribution(ReportModel):
     percentiles_ms: dict[str, float | None] = Field(description="Keyed p50, p90, p95, p99, p99.9, p100.")
 
 
+class RateDistribution(ReportModel):
+    """A distribution of a per-request rate, in its unit; percentiles as for latencies."""
+
+    count: int
+    unit: str
+    min: float | None
+    mean: float | None
+    max: float | None
+    percentiles: dict[str, float | None] = Field(description="Keyed p50, p90, p95, p99, p99.9, p100.")
+
+
 class Tokens(ReportModel):
     prompt: int
     completion: int
@@ -61,6 +72,28 @@ class MeasurementsReport(ReportModel):
     )
     queued: int = Field(description="Open model: requests that waited for an in-flight slot.")
     tokens: Tokens
+    itl: Distribution | None = Field(
+        None, description="Inter-token latency: one sample per output token after the first content chunk."
+    )
+    tpot: Distribution | None = Field(
+        None, description="Time per output token: (E2E - TTFT) / (output tokens - 1), per stream."
+    )
+    output_tokens_per_s: RateDistribution | None = Field(
+        None, description="Per successful request: output tokens over E2E latency."
+    )
+    goodput_per_s: float | None = Field(
+        None, description="Throughput times the share of successes that met every per-request objective."
+    )
+    good_requests: int | None = Field(None, description="Successes that met every per-request objective.")
+    output_throughput_per_s: float | None = Field(
+        None, description="Aggregate output tokens per second: throughput times mean output tokens."
+    )
+    warmup_requests: int = Field(0, description="Requests of the warm-up, left out of every other field.")
+    trustworthy: bool = Field(
+        True,
+        description="False when the load generator fell behind its schedule (send lag p99 above the "
+        "scenario's max_send_lag_p99); the run then fails its gate.",
+    )
 
 
 class SLOResult(ReportModel):
@@ -97,13 +130,49 @@ class FaultReport(ReportModel):
     removed_at_s: float | None = Field(description="When it was undone, on the same clock.")
 
 
+class StageReport(ReportModel):
+    duration_s: float
+    rate_per_s: float
+    ramp: Literal["linear", "step"]
+
+
 class LoadReport(ReportModel):
     model: Literal["open", "closed"]
     rate_per_s: float | None
     users: int | None
-    duration_s: float
+    duration_s: float = Field(description="Length of the schedule (of each trial, in a sweep).")
     max_requests: int
     stream: bool
+    engine: Literal["builtin", "locust"] = "builtin"
+    workers: int = 1
+    arrival: Literal["constant", "poisson"] = "constant"
+    warmup_s: float = 0.0
+    stages: list[StageReport] | None = None
+    max_send_lag_p99_ms: float | None = None
+
+
+class TrialReport(ReportModel):
+    """One constant-rate trial of a sweep."""
+
+    rate_per_s: float
+    passed: bool
+    requests: int
+    throughput_per_s: float | None
+    error_rate: float | None
+    e2e_p99_ms: float | None
+    send_lag_p99_ms: float | None
+    failed_objectives: list[str]
+    requests_file: str
+
+
+class SweepReport(ReportModel):
+    capacity_per_s: float | None = Field(
+        description="The highest arrival rate whose trial met every objective; null when none did."
+    )
+    start_rate_per_s: float
+    max_rate_per_s: float
+    precision: float
+    trials: list[TrialReport]
 
 
 class StackReport(ReportModel):
@@ -127,7 +196,14 @@ class ScenarioReport(ReportModel):
     slos: list[SLOResult]
     checks: list[CheckResult] = Field(default_factory=list)
     faults: list[FaultReport] = Field(default_factory=list)
+    trust: SLOResult | None = Field(
+        None,
+        description="Whether the load generator kept its schedule (send lag p99 within the scenario's "
+        "max_send_lag_p99); when it failed, the measurements are untrustworthy and the gate fails.",
+    )
     requests_file: str | None = Field(description="Per-request CSV, relative to the run folder.")
+    series_file: str | None = Field(None, description="Per-second series CSV, relative to the run folder.")
+    sweep: SweepReport | None = Field(None, description="Sweep scenarios: the capacity and every trial.")
 
 
 def summary_json_schema() -> dict[str, Any]:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from harness import __version__
+from harness.checks.evaluate import CheckVerdict
 from harness.metrics.histogram import LatencyHistogram
 from harness.metrics.summary import REPORTED_PERCENTILES, Measurements, token_method
 from harness.reports.schema import (
@@ -15,14 +16,20 @@ from harness.reports.schema import (
     FaultReport,
     LoadReport,
     MeasurementsReport,
+    RateDistribution,
     RunSummary,
     ScenarioReport,
     SLOResult,
     StackReport,
+    StageReport,
+    SweepReport,
     Tokens,
+    TrialReport,
     Verdict,
 )
-from harness.runner import RunSettings, ScenarioResult
+from harness.runner import RunSettings, ScenarioResult, SweepOutcome
+from harness.scenario.load import LoadSpec
+from harness.slo.evaluate import SLOVerdict
 
 _VERDICT_ORDER: tuple[Verdict, ...] = ("pass", "warn", "fail", "error")
 
@@ -41,7 +48,23 @@ def distribution(histogram: LatencyHistogram) -> Distribution:
     )
 
 
-def measurements_report(measurements: Measurements, scheduled_s: float, queued: int) -> MeasurementsReport:
+def rate_distribution(histogram: LatencyHistogram, unit: str) -> RateDistribution:
+    def rounded(value: float | None) -> float | None:
+        return None if value is None else round(value, 3)
+
+    return RateDistribution(
+        count=histogram.count,
+        unit=unit,
+        min=rounded(histogram.min),
+        mean=rounded(histogram.mean),
+        max=rounded(histogram.max),
+        percentiles={f"p{p:g}": rounded(histogram.percentile(p)) for p in REPORTED_PERCENTILES},
+    )
+
+
+def measurements_report(
+    measurements: Measurements, scheduled_s: float, queued: int, trust: SLOVerdict | None = None
+) -> MeasurementsReport:
     return MeasurementsReport(
         requests=measurements.requests,
         successes=measurements.successes,
@@ -62,6 +85,61 @@ def measurements_report(measurements: Measurements, scheduled_s: float, queued: 
             completion=measurements.completion_tokens,
             method=token_method(measurements.token_sources),
         ),
+        itl=distribution(measurements.itl),
+        tpot=distribution(measurements.tpot),
+        output_tokens_per_s=rate_distribution(measurements.output_tokens_per_s, "tokens/s"),
+        goodput_per_s=measurements.goodput_per_s,
+        good_requests=measurements.good,
+        output_throughput_per_s=measurements.output_throughput_per_s,
+        warmup_requests=measurements.warmup_requests,
+        trustworthy=trust is None or trust.passed,
+    )
+
+
+def load_report(load: LoadSpec) -> LoadReport:
+    stages = None
+    if load.stages is not None:
+        stages = [
+            StageReport(duration_s=s.duration, rate_per_s=s.rate_per_s, ramp=s.ramp) for s in load.stages
+        ]
+    return LoadReport(
+        model=load.model,
+        rate_per_s=load.rate_per_s,
+        users=load.users,
+        duration_s=load.schedule_s,
+        max_requests=load.max_requests,
+        stream=load.stream,
+        engine=load.engine,
+        workers=load.workers,
+        arrival=load.arrival,
+        warmup_s=load.warmup,
+        stages=stages,
+        max_send_lag_p99_ms=round(load.max_send_lag_p99 * 1000, 3),
+    )
+
+
+def sweep_report(load: LoadSpec, outcome: SweepOutcome, run_dir: Path) -> SweepReport:
+    assert load.sweep is not None
+    trials = [
+        TrialReport(
+            rate_per_s=round(trial.rate_per_s, 6),
+            passed=trial.passed,
+            requests=trial.measurements.requests,
+            throughput_per_s=trial.measurements.throughput_per_s,
+            error_rate=trial.measurements.error_rate,
+            e2e_p99_ms=_ms(trial.measurements.e2e_latency.percentile(99)),
+            send_lag_p99_ms=_ms(trial.measurements.send_lag.percentile(99)),
+            failed_objectives=[verdict.name for verdict in trial.verdicts if not verdict.passed],
+            requests_file=_relative(trial.requests_file, run_dir),
+        )
+        for trial in outcome.trials
+    ]
+    return SweepReport(
+        capacity_per_s=outcome.capacity_per_s,
+        start_rate_per_s=load.sweep.start_rate_per_s,
+        max_rate_per_s=load.sweep.max_rate_per_s,
+        precision=load.sweep.precision,
+        trials=trials,
     )
 
 
@@ -77,7 +155,10 @@ def scenario_report(result: ScenarioResult, run_dir: Path, requests_file: Path |
     load = scenario.load
     measurements = None
     if result.measurements is not None and result.load is not None:
-        measurements = measurements_report(result.measurements, result.load.scheduled_s, result.load.queued)
+        measurements = measurements_report(
+            result.measurements, result.load.scheduled_s, result.load.queued, result.trust
+        )
+    requests_file = requests_file or result.requests_file
     stack = None
     if result.endpoints is not None:
         stack = StackReport(
@@ -94,43 +175,12 @@ def scenario_report(result: ScenarioResult, run_dir: Path, requests_file: Path |
         error=result.error,
         started_at=result.started_at,
         finished_at=result.finished_at,
-        load=LoadReport(
-            model=load.model,
-            rate_per_s=load.rate_per_s,
-            users=load.users,
-            duration_s=load.duration,
-            max_requests=load.max_requests,
-            stream=load.stream,
-        ),
+        load=load_report(load),
         stack=stack,
         measurements=measurements,
-        slos=[
-            SLOResult(
-                name=v.name,
-                metric=v.metric,
-                percentile=v.percentile,
-                comparator=v.comparator,
-                limit=v.limit,
-                observed=v.observed,
-                unit=v.unit,
-                samples=v.samples,
-                status=v.status.value,
-                gate=v.gate,
-                line=v.line,
-            )
-            for v in result.verdicts
-        ],
-        checks=[
-            CheckResult(
-                name=check.name,
-                type=check.type,
-                status="pass" if check.passed else "fail",
-                detail=check.detail,
-                gate=check.gate,
-                line=check.line,
-            )
-            for check in result.checks
-        ],
+        slos=[slo_result(verdict) for verdict in result.verdicts],
+        trust=slo_result(result.trust) if result.trust is not None else None,
+        checks=[check_result(check) for check in result.checks],
         faults=[
             FaultReport(
                 **event.spec.describe(), applied_at_s=event.applied_at_s, removed_at_s=event.removed_at_s
@@ -138,6 +188,35 @@ def scenario_report(result: ScenarioResult, run_dir: Path, requests_file: Path |
             for event in result.faults
         ],
         requests_file=_relative(requests_file, run_dir) if requests_file else None,
+        series_file=_relative(result.series_file, run_dir) if result.series_file else None,
+        sweep=sweep_report(load, result.sweep, run_dir) if result.sweep is not None else None,
+    )
+
+
+def check_result(check: CheckVerdict) -> CheckResult:
+    return CheckResult(
+        name=check.name,
+        type=check.type,
+        status="pass" if check.passed else "fail",
+        detail=check.detail,
+        gate=check.gate,
+        line=check.line,
+    )
+
+
+def slo_result(verdict: SLOVerdict) -> SLOResult:
+    return SLOResult(
+        name=verdict.name,
+        metric=verdict.metric,
+        percentile=verdict.percentile,
+        comparator=verdict.comparator,
+        limit=verdict.limit,
+        observed=verdict.observed,
+        unit=verdict.unit,
+        samples=verdict.samples,
+        status=verdict.status.value,
+        gate=verdict.gate,
+        line=verdict.line,
     )
 
 

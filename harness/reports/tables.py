@@ -21,7 +21,10 @@ def slo_rows(summary: RunSummary) -> list[tuple[str, ...]]:
     for scenario in summary.scenarios:
         if scenario.error is not None:
             rows.append((scenario.name, "(scenario did not run)", "-", "-", "-", scenario.gate, "ERROR"))
-        for slo in scenario.slos:
+        failed_trust = (
+            [scenario.trust] if scenario.trust is not None and scenario.trust.status != "pass" else []
+        )
+        for slo in [*scenario.slos, *failed_trust]:
             rows.append(
                 (
                     scenario.name,

@@ -5,24 +5,47 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Sequence
-from dataclasses import fields
 from pathlib import Path
+from types import TracebackType
+from typing import IO
 
-from harness.metrics.records import RequestRecord
+from harness.metrics.records import CSV_COLUMNS, RequestRecord
 from harness.reports.schema import RunSummary
 from harness.reports.tables import render_markdown
 
-REQUEST_COLUMNS = [f.name for f in fields(RequestRecord)]
+REQUEST_COLUMNS = CSV_COLUMNS
+
+
+class RequestsCSV:
+    """Writes one row per request as each one finishes, so a long run keeps no records in memory."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._handle: IO[str] = path.open("w", newline="", encoding="utf-8")
+        self._writer = csv.DictWriter(self._handle, fieldnames=REQUEST_COLUMNS)
+        self._writer.writeheader()
+
+    def write(self, record: RequestRecord) -> None:
+        self._writer.writerow(record.to_dict())
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> RequestsCSV:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
 
 
 def write_requests_csv(records: Sequence[RequestRecord], path: Path) -> None:
     """Write one row per request; times are seconds from the run's clock origin."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=REQUEST_COLUMNS)
-        writer.writeheader()
+    with RequestsCSV(path) as writer:
         for record in records:
-            writer.writerow(record.to_dict())
+            writer.write(record)
 
 
 def write_summary(summary: RunSummary, run_dir: Path) -> tuple[Path, Path]:

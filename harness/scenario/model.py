@@ -43,6 +43,8 @@ __all__ = [
 ]
 
 Location = tuple[str | int, ...]
+STREAM_METRICS = ("ttft", "itl", "tpot")
+"""Metrics measured only on streaming requests."""
 
 
 class Scenario(StrictModel):
@@ -66,9 +68,8 @@ class Scenario(StrictModel):
         """Return a copy whose durations are multiplied by ``factor`` (thresholds are left alone)."""
         if factor == 1:
             return self
-        load = self.load.model_copy(update={"duration": self.load.duration * factor})
         faults = [fault.scaled(factor) for fault in self.faults]
-        return self.model_copy(update={"load": load, "faults": faults})
+        return self.model_copy(update={"load": self.load.scaled(factor), "faults": faults})
 
     def consistency_problems(self) -> list[tuple[Location, str]]:
         """Return problems that span sections, each with the location of the field at fault."""
@@ -80,11 +81,23 @@ class Scenario(StrictModel):
         problems += self._tenant_limit_problems()
         problems += self._fault_problems()
         problems += self._check_problems()
-        if not self.load.stream:
-            for position, slo in enumerate(self.slo):
-                if slo.metric == "ttft":
-                    message = "a TTFT objective needs streaming requests, but this load sets stream: false"
-                    problems.append((("slo", position, "metric"), message))
+        problems += self._slo_problems()
+        return problems
+
+    def _slo_problems(self) -> list[tuple[Location, str]]:
+        problems: list[tuple[Location, str]] = []
+        for position, slo in enumerate(self.slo):
+            where: Location = ("slo", position, "metric")
+            if slo.metric in STREAM_METRICS and not self.load.stream:
+                message = (
+                    f"a {slo.metric} objective needs streaming requests, but this load sets stream: false"
+                )
+                problems.append((where, message))
+            if slo.metric == "capacity" and self.load.sweep is None:
+                problems.append((where, "a capacity objective needs a sweep: add load.sweep"))
+        if self.load.sweep is not None and all(slo.metric == "capacity" for slo in self.slo):
+            message = "a sweep needs an objective other than capacity, or every rate would pass"
+            problems.append((("slo",), message))
         return problems
 
     def _request_problems(self) -> list[tuple[Location, str]]:
@@ -102,6 +115,10 @@ class Scenario(StrictModel):
 
     def _fault_problems(self) -> list[tuple[Location, str]]:
         problems: list[tuple[Location, str]] = []
+        if self.faults and self.load.sweep is not None:
+            problems.append(
+                (("faults",), "faults cannot be combined with a sweep, whose trials repeat the load")
+            )
         for position, fault in enumerate(self.faults):
             match = TARGET_PATTERN.match(fault.target)
             assert match is not None
@@ -112,13 +129,16 @@ class Scenario(StrictModel):
             if upstream is not None and upstream not in self.stack.upstreams:
                 message = f"no upstream {upstream!r}; upstreams: {', '.join(self.stack.upstreams)}"
                 problems.append((("faults", position, "target"), message))
-            if fault.at >= self.load.duration:
+            if fault.at >= self.load.schedule_s:
                 message = f"the fault starts at {format_duration(fault.at)}, when the load has already ended"
                 problems.append((("faults", position, "at"), message))
         return problems
 
     def _check_problems(self) -> list[tuple[Location, str]]:
         problems: list[tuple[Location, str]] = []
+        if self.checks and (self.load.sweep is not None or self.load.engine == "locust"):
+            message = "checks need a single run of the built-in engine: remove load.sweep and engine: locust"
+            problems.append((("checks",), message))
         for position, check in enumerate(self.checks):
             if isinstance(check, AdmittedCheck) and check.tenant not in self.stack.tenants:
                 message = f"tenant {check.tenant!r} is not in stack.tenants: {', '.join(self.stack.tenants)}"

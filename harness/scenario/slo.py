@@ -36,6 +36,7 @@ _THRESHOLD_PARSERS = {
     MetricKind.LATENCY: parse_duration,
     MetricKind.RATIO: parse_percent,
     MetricKind.RATE: parse_rate,
+    MetricKind.REQUEST_RATE: parse_rate,
 }
 
 
@@ -53,6 +54,8 @@ def _limit_schema(pattern_or_number: dict[str, Any]) -> dict[str, Any]:
     return {"properties": {"max": limit, "min": limit}}
 
 
+_WITHOUT_PERCENTILE = _metrics_of(MetricKind.RATIO) + _metrics_of(MetricKind.RATE)
+
 # Rules the JSON Schema states in addition to the field types, so editors flag what the loader rejects.
 _SLO_JSON_SCHEMA_RULES: dict[str, Any] = {
     "oneOf": [{"required": ["max"]}, {"required": ["min"]}],
@@ -60,7 +63,10 @@ _SLO_JSON_SCHEMA_RULES: dict[str, Any] = {
         {
             "if": {"properties": {"metric": {"enum": _metrics_of(MetricKind.LATENCY)}}},
             "then": {"required": ["percentile"], **_limit_schema(_DURATION_STRING)},
-            "else": {"not": {"required": ["percentile"]}},
+        },
+        {
+            "if": {"properties": {"metric": {"enum": _WITHOUT_PERCENTILE}}},
+            "then": {"not": {"required": ["percentile"]}},
         },
         {
             "if": {"properties": {"metric": {"enum": _metrics_of(MetricKind.RATIO)}}},
@@ -69,6 +75,10 @@ _SLO_JSON_SCHEMA_RULES: dict[str, Any] = {
         {
             "if": {"properties": {"metric": {"enum": _metrics_of(MetricKind.RATE)}}},
             "then": _limit_schema(_RATE_NUMBER_OR_STRING),
+        },
+        {
+            "if": {"properties": {"metric": {"enum": _metrics_of(MetricKind.REQUEST_RATE)}}},
+            "then": {"required": ["percentile"], **_limit_schema(_RATE_NUMBER_OR_STRING)},
         },
     ],
 }

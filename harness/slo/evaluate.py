@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Literal
 
 from harness.metrics.definitions import METRICS, MetricKind, format_metric_value
 from harness.metrics.histogram import LatencyHistogram
-from harness.metrics.summary import Measurements
+from harness.metrics.summary import Measurements, RequestObjective
 from harness.scenario.base import GateMode
 from harness.scenario.slo import SLOSpec
+
+TRUST_CHECK_PREFIX = "load generator on schedule: send_lag"
+"""Name prefix of the verdict that says whether the load generator kept up with its schedule."""
 
 
 class Status(StrEnum):
@@ -62,18 +66,17 @@ def _limit_in_report_unit(slo: SLOSpec) -> float:
     return slo.limit
 
 
-def _observe(slo: SLOSpec, measurements: Measurements) -> tuple[float | None, int]:
+_RATES = {
+    "throughput": "throughput_per_s",
+    "goodput": "goodput_per_s",
+    "output_throughput": "output_throughput_per_s",
+}
+
+
+def _observe(
+    slo: SLOSpec, measurements: Measurements, capacity_per_s: float | None
+) -> tuple[float | None, int]:
     """Return the observed value in the report unit and the number of samples behind it."""
-    if slo.metric in ("e2e_latency", "ttft"):
-        histogram: LatencyHistogram = getattr(measurements, slo.metric)
-        assert slo.percentile is not None
-        value = histogram.percentile(slo.percentile)
-        # Microsecond resolution, as recorded, so float noise cannot fail a value equal to the limit.
-        return (round(value * 1000, 3) if value is not None else None), histogram.count
-    if slo.metric == "error_rate":
-        return measurements.error_rate, measurements.judged
-    if slo.metric == "rate_limited":
-        return measurements.rate_limited_ratio, measurements.requests
     if slo.metric == "cache_hit_ratio":
         return measurements.cache.hit_ratio, measurements.cache.looked_up
     if slo.metric == "cache_latency_saved":
@@ -81,13 +84,64 @@ def _observe(slo: SLOSpec, measurements: Measurements) -> tuple[float | None, in
         saved = measurements.cache.latency_saved_s(slo.percentile)
         cache = measurements.cache
         return (round(saved * 1000, 3) if saved is not None else None), min(cache.hits, cache.misses)
-    if slo.metric == "throughput":
-        return measurements.throughput_per_s, measurements.successes
+    kind = METRICS[slo.metric].kind
+    if kind in (MetricKind.LATENCY, MetricKind.REQUEST_RATE):
+        histogram: LatencyHistogram = getattr(measurements, slo.metric)
+        assert slo.percentile is not None
+        value = histogram.percentile(slo.percentile)
+        if value is None:
+            return None, histogram.count
+        if kind is MetricKind.REQUEST_RATE:
+            return value, histogram.count
+        # Microsecond resolution, as recorded, so float noise cannot fail a value equal to the limit.
+        return round(value * 1000, 3), histogram.count
+    if slo.metric == "error_rate":
+        return measurements.error_rate, measurements.judged
+    if slo.metric == "rate_limited":
+        return measurements.rate_limited_ratio, measurements.requests
+    if slo.metric in _RATES:
+        return getattr(measurements, _RATES[slo.metric]), measurements.successes
+    if slo.metric == "capacity":
+        return capacity_per_s, measurements.requests if capacity_per_s is not None else 0
     raise AssertionError(f"no observation defined for metric {slo.metric!r}")
 
 
-def evaluate_slo(slo: SLOSpec, measurements: Measurements, gate: GateMode, line: int | None) -> SLOVerdict:
-    observed, samples = _observe(slo, measurements)
+def request_objectives(slos: Sequence[SLOSpec]) -> list[RequestObjective]:
+    """Return the per-request limits that decide which successful requests count in goodput."""
+    return [
+        RequestObjective(slo.metric, slo.comparator, slo.limit)
+        for slo in slos
+        if METRICS[slo.metric].per_request
+    ]
+
+
+def trust_verdict(measurements: Measurements, max_send_lag_p99_s: float, gate: GateMode) -> SLOVerdict:
+    """Judge whether the load generator kept its schedule; a run where it fell behind fails its gate.
+
+    Its measurements would describe a lighter load than the scenario asked for.
+    """
+    limit_ms = max_send_lag_p99_s * 1000
+    name = f"{TRUST_CHECK_PREFIX} p99 <= {format_metric_value('send_lag', limit_ms)}"
+    slo = SLOSpec.model_validate(
+        {"metric": "send_lag", "percentile": 99, "max": f"{limit_ms:g}ms", "name": name}
+    )
+    verdict = evaluate_slo(slo, measurements, gate, None)
+    if verdict.status is Status.NO_DATA and measurements.requests == 0:
+        return verdict
+    if verdict.status is Status.NO_DATA:
+        # Every request waited for a slot or was dropped: the generator did not fall behind.
+        return replace(verdict, status=Status.PASS)
+    return verdict
+
+
+def evaluate_slo(
+    slo: SLOSpec,
+    measurements: Measurements,
+    gate: GateMode,
+    line: int | None,
+    capacity_per_s: float | None = None,
+) -> SLOVerdict:
+    observed, samples = _observe(slo, measurements, capacity_per_s)
     limit = _limit_in_report_unit(slo)
     if observed is not None:
         # Ratios and rates as decimals: 7 errors in 1000 requests must meet a 0.7% limit exactly.

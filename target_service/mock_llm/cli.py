@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="fraction of requests that get HTTP 500, 0 to 1 (default: 0)",
     )
+    parser.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=None,
+        help="chat completions served at once; more wait in a queue (default: no limit)",
+    )
     return parser
 
 
@@ -60,6 +66,7 @@ def settings_from_args(args: argparse.Namespace) -> MockSettings:
         output_tokens=args.output_tokens,
         chunk_tokens=args.chunk_tokens,
         error_rate=args.error_rate,
+        max_concurrency=args.max_concurrency,
     )
 
 

@@ -45,6 +45,7 @@ class MockRequestError(Exception):
 SETTINGS_KEY = web.AppKey("settings", MockSettings)
 STATS_KEY = web.AppKey("stats", MockStats)
 ERROR_RNG_KEY = web.AppKey("error_rng", random.Random)
+LIMIT_KEY = web.AppKey("limit", asyncio.Semaphore)
 
 
 def create_mock_app(settings: MockSettings) -> web.Application:
@@ -53,6 +54,8 @@ def create_mock_app(settings: MockSettings) -> web.Application:
     app[SETTINGS_KEY] = settings
     app[STATS_KEY] = MockStats()
     app[ERROR_RNG_KEY] = random.Random(settings.seed)
+    if settings.max_concurrency is not None:
+        app[LIMIT_KEY] = asyncio.Semaphore(settings.max_concurrency)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/healthz", healthz)
@@ -61,6 +64,14 @@ def create_mock_app(settings: MockSettings) -> web.Application:
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
+    limit = request.app.get(LIMIT_KEY)
+    if limit is None:
+        return await _serve(request)
+    async with limit:
+        return await _serve(request)
+
+
+async def _serve(request: web.Request) -> web.StreamResponse:
     arrived_s = asyncio.get_running_loop().time()
     stats = request.app[STATS_KEY]
     stats.requests += 1

@@ -25,6 +25,12 @@ class MockSettings(BaseModel):
     error_rate: float = Field(
         default=0.0, ge=0, le=1, description="Fraction of requests that get an HTTP 500 response."
     )
+    max_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description="Chat completions served at once; more wait in a queue, and their timing starts "
+        "when they leave it. None serves every request at once.",
+    )
 
     def chunk_due_s(self, index: int) -> float:
         """Return when content chunk ``index`` is due, in seconds after the request arrived."""

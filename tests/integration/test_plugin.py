@@ -201,10 +201,10 @@ def test_uncollected_yaml_hint(pytester: pytest.Pytester) -> None:
 def test_crashed_scenario_reported_as_error(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def crash(*args: object, **kwargs: object) -> None:
+    def crash(*args: object, **kwargs: object) -> None:
         raise RuntimeError("engine exploded")
 
-    monkeypatch.setattr("harness.runner.run_load", crash)
+    monkeypatch.setattr("harness.runner.run_load_blocking", crash)
     result = run(pytester, str(write(pytester, "tiny.yaml")))
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert summary(pytester)["verdict"] == "error"

@@ -7,7 +7,7 @@ import contextlib
 import time
 
 from harness.checks.evaluate import (
-    CheckContext,
+    CheckCollector,
     judge_admitted,
     judge_cache_isolation,
     judge_no_status,
@@ -53,36 +53,41 @@ def record(
     )
 
 
-def context(records: list[RequestRecord], limited: set[str] | None = None) -> CheckContext:
-    return CheckContext(records, [], [], 0.0, request_limited_tenants=limited or set())
+def collect(
+    records: list[RequestRecord], limited: set[str] | None = None, statuses: set[int] | None = None
+) -> CheckCollector:
+    collector = CheckCollector(limited or set(), set(), statuses or set())
+    for item in records:
+        collector.add(item)
+    return collector
 
 
 def test_admitted_exact_bounds() -> None:
     records = [record(i) for i in range(50)] + [record(i, 429) for i in range(50, 200)]
     check = AdmittedCheck(type="admitted", tenant="a", min=50, max=50)
-    assert judge_admitted(check, records) == (True, "50 of 200 requests admitted")
+    assert judge_admitted(check, collect(records)) == (True, "50 of 200 requests admitted")
 
 
 def test_admitted_over_limit_fails() -> None:
     records = [record(i) for i in range(51)]
-    passed, detail = judge_admitted(AdmittedCheck(type="admitted", tenant="a", max=50), records)
+    passed, detail = judge_admitted(AdmittedCheck(type="admitted", tenant="a", max=50), collect(records))
     assert not passed
     assert detail == "51 of 51 requests admitted"
 
 
 def test_admitted_counts_only_its_tenant() -> None:
     records = [record(0, tenant="a"), record(1, tenant="b")]
-    assert judge_admitted(AdmittedCheck(type="admitted", tenant="b", min=1, max=1), records)[0]
+    assert judge_admitted(AdmittedCheck(type="admitted", tenant="b", min=1, max=1), collect(records))[0]
 
 
 def test_ratelimit_headers_present() -> None:
     records = [record(0, headers=LIMIT_HEADERS), record(1, 429, headers={"retry-after": "3"})]
-    assert judge_ratelimit_headers(context(records, {"a"}))[0]
+    assert judge_ratelimit_headers(collect(records, {"a"}))[0]
 
 
 def test_ratelimit_headers_missing_fail() -> None:
     records = [record(0, headers={"x-ratelimit-limit-requests": "5"}), record(1, 429, headers={})]
-    passed, detail = judge_ratelimit_headers(context(records, {"a"}))
+    passed, detail = judge_ratelimit_headers(collect(records, {"a"}))
     assert not passed
     assert "request 0 (HTTP 200) lacks x-ratelimit-remaining-requests, x-ratelimit-reset-requests" in detail
     assert "request 1 (HTTP 429) lacks retry-after" in detail
@@ -90,7 +95,7 @@ def test_ratelimit_headers_missing_fail() -> None:
 
 def test_ratelimit_headers_need_whole_seconds() -> None:
     records = [record(0, 429, headers={"retry-after": "1.5"})]
-    passed, detail = judge_ratelimit_headers(context(records, {"a"}))
+    passed, detail = judge_ratelimit_headers(collect(records, {"a"}))
     assert not passed
     assert "Retry-After '1.5' is not whole seconds" in detail
 
@@ -102,7 +107,7 @@ def test_cache_isolation_own_miss_first() -> None:
         record(2, tenant="a", cache="hit", sent=0.4, end=0.41),
         record(3, tenant="b", cache="hit", sent=0.4, end=0.41),
     ]
-    assert judge_cache_isolation(records)[0]
+    assert judge_cache_isolation(collect(records))[0]
 
 
 def test_cache_isolation_catches_foreign_hit() -> None:
@@ -110,7 +115,7 @@ def test_cache_isolation_catches_foreign_hit() -> None:
         record(0, tenant="a", cache="miss", sent=0.0, end=0.3),
         record(1, tenant="b", cache="hit", sent=0.4, end=0.41),
     ]
-    passed, detail = judge_cache_isolation(records)
+    passed, detail = judge_cache_isolation(collect(records))
     assert not passed
     assert "tenant b, request kind 0: request 1 was a cache hit" in detail
 
@@ -120,12 +125,13 @@ def test_cache_isolation_hit_during_own_first_miss() -> None:
         record(0, tenant="a", cache="miss", sent=0.0, end=0.3),
         record(1, tenant="a", cache="hit", sent=0.1, end=0.11),
     ]
-    assert not judge_cache_isolation(records)[0]
+    assert not judge_cache_isolation(collect(records))[0]
 
 
 def test_no_status_lists_offenders() -> None:
     records = [record(0), record(1, 500), record(2, 503)]
-    passed, detail = judge_no_status(NoStatusCheck(type="no_status", statuses=[500, 503]), records)
+    check = NoStatusCheck(type="no_status", statuses=[500, 503])
+    passed, detail = judge_no_status(check, collect(records, statuses={500, 503}))
     assert not passed
     assert detail.startswith("2 violation(s): request 1")
 
