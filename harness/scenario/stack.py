@@ -89,6 +89,11 @@ class StackSpec(StrictModel):
     )
     cache: CacheSpec = Field(default_factory=CacheSpec)
     rate_limits: RateLimitSpec = Field(default_factory=RateLimitSpec)
+    proxy_gateways: bool = Field(
+        False,
+        description="Send the load through the fault proxy to each gateway replica, so network faults "
+        "can target gateway.<n>; Redis and the upstreams are always behind it.",
+    )
 
     @field_validator("upstreams")
     @classmethod
