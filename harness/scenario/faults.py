@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator
 
-from harness.scenario.base import StrictModel
+from harness.scenario.base import Name, StrictModel
 from harness.scenario.units import Duration
 
 TARGET_PATTERN = re.compile(r"^(redis|gateway\.(\d+)|upstream\.([A-Za-z0-9][A-Za-z0-9_.-]{0,63}))$")
@@ -22,6 +22,9 @@ class FaultSpec(StrictModel):
     at: Duration = Field(description="When the fault starts, from the start of the load.")
     duration: Duration = Field(alias="for", description="How long the fault lasts; then it is undone.")
     target: str = Field(description=f"The service to act on: {TARGET_HELP}.")
+    name: Name | None = Field(
+        None, description="A name that phase-scoped objectives and reports use; default is its position."
+    )
     action: Literal["kill", "pause"] = Field(
         description="kill stops the process and starts it again when the fault ends (same port, empty "
         "state for Redis); pause freezes it with SIGSTOP and resumes it with SIGCONT."
@@ -45,4 +48,10 @@ class FaultSpec(StrictModel):
         return self.model_copy(update={"at": self.at * factor, "duration": self.duration * factor})
 
     def describe(self) -> dict[str, Any]:
-        return {"target": self.target, "action": self.action, "at_s": self.at, "for_s": self.duration}
+        return {
+            "name": self.name,
+            "target": self.target,
+            "action": self.action,
+            "at_s": self.at,
+            "for_s": self.duration,
+        }
