@@ -31,6 +31,8 @@ class ModelCost:
 @dataclass
 class RunCost:
     models: dict[str, ModelCost] = field(default_factory=dict)
+    request_models: list[str] = field(default_factory=list)
+    """The model of each request kind, by position in the scenario's load.requests."""
 
     @property
     def requests(self) -> int:
@@ -74,7 +76,7 @@ class CostAccumulator:
     def __init__(self, prices: Mapping[str, Price], kind_models: Sequence[str]) -> None:
         self.prices = prices
         self.kind_models = list(kind_models)
-        self.cost = RunCost()
+        self.cost = RunCost(request_models=self.kind_models)
 
     def add(self, record: RequestRecord) -> None:
         if record.warmup:

@@ -254,6 +254,9 @@ class CostReport(ReportModel):
     token_method: Literal["usage", "counted", "mixed", "none"]
     unpriced_models: list[str]
     models: list[ModelCostReport]
+    request_models: list[str] = Field(
+        default_factory=list, description="The model of each request kind, by position in load.requests."
+    )
 
 
 class BaselineReport(ReportModel):

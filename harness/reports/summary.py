@@ -297,6 +297,7 @@ def cost_report(cost: RunCost, measurements: Measurements | None) -> CostReport:
         token_method=token_method(measurements.token_sources) if measurements else "none",
         unpriced_models=cost.unpriced_models,
         models=models,
+        request_models=list(cost.request_models),
     )
 
 

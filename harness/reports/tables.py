@@ -9,7 +9,7 @@ from harness.reports.schema import RunSummary, ScenarioReport, SLOResult
 SLO_HEADERS = ("scenario", "SLO", "observed", "limit", "samples", "gate", "result")
 
 
-def _result_word(slo: SLOResult) -> str:
+def result_word(slo: SLOResult) -> str:
     if slo.status == "pass":
         return "PASS"
     word = "NO DATA" if slo.status == "no_data" else "FAIL"
@@ -33,7 +33,7 @@ def slo_rows(summary: RunSummary) -> list[tuple[str, ...]]:
                     format_metric_value(slo.metric, slo.limit),
                     str(slo.samples),
                     slo.gate,
-                    _result_word(slo),
+                    result_word(slo),
                 )
             )
         for check in scenario.checks:
