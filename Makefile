@@ -63,7 +63,8 @@ browser:
 
 # Run a short fault scenario and take a screenshot of its report.html with headless Chromium.
 screenshot: venv
-	$(BIN)/pytest tests/e2e/test_report_browser.py -p no:cacheprovider --screenshot-dir reports/screenshots
+	SLOGATE_SCREENSHOT_DIR=reports/screenshots $(BIN)/pytest tests/e2e/test_report_browser.py -p no:cacheprovider
+	@echo "screenshot: reports/screenshots/report.png"
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
