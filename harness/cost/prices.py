@@ -28,7 +28,7 @@ class Price:
         ) / 1_000_000
 
 
-# Where each number came from is in docs/scenarios.md; reports show these short labels.
+# docs/scenarios.md names the page behind each number; reports show these short labels.
 _OPENAI = f"OpenAI API pricing page as quoted by third-party summaries, read {PRICES_READ_ON}"
 _ANTHROPIC = f"Anthropic pricing page, read {PRICES_READ_ON}"
 

@@ -86,7 +86,7 @@ class LatencyHistogram:
         return min(max(value_us / 1e6, self._min_s), self._max_s)
 
     def count_beyond(self, limit_s: float, comparator: str) -> int:
-        """Count samples above ``limit_s`` (comparator max) or below it (min), as percentile() sees them.
+        """Count samples above ``limit_s`` (comparator max) or below it (min), valued as percentile() does.
 
         Each sample is taken at the value percentile() would report for it (its bucket's highest
         equivalent value, clamped into [min, max]), so the share of samples within the limit

@@ -1,12 +1,12 @@
 """Compare a run with a baseline run, objective by objective, on both runs' raw samples.
 
 A difference is a regression only when it is significant (p below ``significance``) and larger
-than the tolerance in the worse direction: a latency percentile up by more than
-``latency_tolerance`` of the baseline's value (Mann-Whitney U on the samples, Cliff's delta as
-effect size); a ratio worse by more than ``ratio_tolerance`` percentage points, a rate lower or
-a cost higher by more than ``rate_tolerance`` of the baseline's mean (bootstrap of the
-difference of means). Values measured once per run (recovery time, capacity) are shown but not
-tested.
+than the tolerance in the worse direction. For latency, the objective's percentile must be up by
+more than ``latency_tolerance`` of the baseline's value (Mann-Whitney U on the samples, with
+Cliff's delta as effect size). A ratio must be worse by more than ``ratio_tolerance`` percentage
+points, and a rate lower or a cost higher by more than ``rate_tolerance`` of the baseline's mean
+(bootstrap of the difference of means). Values measured once per run (recovery time,
+capacity) are shown but not tested.
 """
 
 from __future__ import annotations

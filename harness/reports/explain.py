@@ -113,7 +113,7 @@ def describe_failed_scenario(report: ScenarioReport) -> str:
 
 
 def describe_failed_requests(measurements: MeasurementsReport) -> list[str]:
-    """List failed requests by error class with the first message of each, so a failure says why."""
+    """List failed requests by error class with the first message of each, so a failure shows its cause."""
     if not measurements.error_classes:
         return []
     failed = measurements.errors + measurements.rate_limited

@@ -1,9 +1,9 @@
 """Raw samples of each metric, taken from a run's per-request CSV, for baseline comparison.
 
-Latencies and per-request rates are one value per request (ITL one per output token); ratios
-are 0/1 indicators of a bad occurrence; throughput, goodput and output throughput are counts per
-second of response end, leaving out the first and the last second, which the run only partly
-covers; cost is one value per request.
+Latencies and per-request rates are one value per request (ITL one per output token). Ratios
+are 0/1 indicators of a bad occurrence. Throughput, goodput and output throughput are counts per
+second of response end, without the first and the last second, which the run covers only in
+part. Cost is one value per request.
 """
 
 from __future__ import annotations

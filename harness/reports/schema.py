@@ -260,7 +260,7 @@ class CostReport(ReportModel):
 
 
 class BaselineReport(ReportModel):
-    """Where the baseline came from and how the comparison was set up; deltas are on each SLO."""
+    """The baseline's source and the settings of the comparison; each SLO carries its own delta."""
 
     source: str = Field(description="The baseline's summary.json.")
     run_id: str

@@ -81,7 +81,7 @@ def _scenario_overview(scenario: ScenarioReport) -> tuple[str, ...]:
 
 
 def _markdown_slo_rows(summary: RunSummary, with_baseline: bool) -> list[tuple[str, ...]]:
-    """The terminal's rows with the burn rate, and the baseline change where there is a baseline."""
+    """Return the terminal's rows with the burn rate added, and the baseline change under a baseline."""
     rows = []
     objectives = [slo for scenario in summary.scenarios for slo in [*scenario.slos, *_failed_trust(scenario)]]
     plain_rows = slo_rows(summary)

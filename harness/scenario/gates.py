@@ -41,7 +41,7 @@ class CostSpec(StrictModel):
 
 
 class BaselineSpec(StrictModel):
-    """How a run is compared with a baseline run given by --baseline."""
+    """Settings of the comparison with the baseline run given by --baseline."""
 
     gate: GateMode | None = Field(
         None,
@@ -76,7 +76,7 @@ class BaselineSpec(StrictModel):
 
 
 class RecoverySpec(StrictModel):
-    """How recovery time is measured after each fault is removed."""
+    """Settings of the recovery time measured after each fault is removed."""
 
     window: Duration = Field(
         2.0, description="Length of the rolling window of intended starts (default 2s); not scaled."

@@ -1,6 +1,6 @@
 """Judge measurements against a scenario's SLOs: one verdict per objective, with its sample count.
 
-An objective may be scoped to a phase around a fault; ratio and percentile objectives also get
+An objective may be scoped to a phase around a fault. Ratio and percentile objectives also get
 an error budget and a burn rate, for the run and for every phase.
 """
 
@@ -34,7 +34,7 @@ class Status(StrEnum):
 
 @dataclass
 class SLOContext:
-    """What objectives can be judged on besides the run's measurements."""
+    """Data that objectives are judged on besides the run's measurements."""
 
     phases: PhaseMeasurements | None = None
     recoveries: list[Recovery] = field(default_factory=list)
@@ -75,13 +75,13 @@ class SLOVerdict:
     fault: int | None = None
     """The fault the phase (or recovery time) belongs to, by position."""
     objective: float | None = None
-    """The share of good occurrences the objective asks for, where it is a share."""
+    """The share of good occurrences the objective requires, where it is a share."""
     budget: ErrorBudget | None = None
     """The error budget in the objective's own phase."""
     phase_budgets: tuple[PhaseBudget, ...] = ()
     """Run-wide objectives: the error budget in each phase of each fault."""
     note: str | None = None
-    """Why there is no observed value, or what it means, such as a recovery that never came."""
+    """Explanation of a missing observed value, such as a recovery that never came."""
 
     @property
     def burn_rate(self) -> float | None:
@@ -215,7 +215,7 @@ def evaluate_slo(
     context: SLOContext | None = None,
     fault: int | None = None,
 ) -> SLOVerdict:
-    """Judge one objective on the run, or on its phase of ``fault``; ``context`` holds phases and more."""
+    """Judge one objective on the run, or on its phase of ``fault``, with phases and cost from ``context``."""
     context = context or SLOContext(capacity_per_s=capacity_per_s)
     scoped, note = _scoped_measurements(slo, measurements, context, fault)
     observed, samples, status, extra_note = _judge(slo, scoped, context, fault)

@@ -1,7 +1,7 @@
 """The gate against a baseline run: the same scenario passes, an added upstream latency is flagged.
 
 The network fault proxy is not wired into the stack, so the slower run uses a copy of the
-scenario whose mock upstream answers its first token later.
+scenario whose mock upstream sends its first token later.
 """
 
 import json

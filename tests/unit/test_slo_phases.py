@@ -64,7 +64,9 @@ def test_measure_phases_splits_requests() -> None:
     records = steady(0, 2) + steady(2, 4, error=True) + steady(4, 6)
     phases = measure_phases(records, [event()], [])
     before, during, after = (phases.get(0, phase) for phase in ("before", "during", "after"))
-    assert before is not None and during is not None and after is not None
+    assert before is not None
+    assert during is not None
+    assert after is not None
     assert (before.requests, during.requests, after.requests) == (20, 20, 20)
     assert (before.errors, during.errors, after.errors) == (0, 20, 0)
 
