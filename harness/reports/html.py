@@ -70,6 +70,7 @@ def scenario_view(scenario: ScenarioReport, run_dir: Path) -> ScenarioView:
             "limit": "-",
             "samples": "-",
             "burn_rate": "-",
+            "phase_burn_rates": "",
             "baseline": "",
             "baseline_detail": "",
             "gate": check.gate,
@@ -110,12 +111,22 @@ def slo_row(slo: SLOResult) -> dict[str, Any]:
         "limit": f"{slo.comparator} {format_metric_value(slo.metric, slo.limit)}",
         "samples": str(slo.samples),
         "burn_rate": "-" if slo.burn_rate is None else f"{slo.burn_rate:.3g}",
+        "phase_burn_rates": _phase_burn_rates(slo),
         "baseline": "" if delta is None else f"{format_change(delta)} {delta.status.replace('_', ' ')}",
         "baseline_detail": describe_delta(slo),
         "gate": slo.gate,
         "result": result_word(slo),
         "passed": slo.status == "pass",
     }
+
+
+def _phase_burn_rates(slo: SLOResult) -> str:
+    """Return the run-wide objective's burn rate in each phase, such as ``fault 0: 0 / 2.4 / 0``."""
+    by_fault: dict[int, list[str]] = {}
+    for item in slo.phase_budgets:
+        shown = "-" if item.burn_rate is None else f"{item.burn_rate:.3g}"
+        by_fault.setdefault(item.fault, []).append(shown)
+    return "; ".join(f"fault {fault}: {' / '.join(rates)}" for fault, rates in sorted(by_fault.items()))
 
 
 def _read_series(path: Path) -> list[dict[str, float | None]]:

@@ -56,10 +56,24 @@ def test_cost_limits_above_cost_pass(pytester: pytest.Pytester) -> None:
     assert [slo["status"] for slo in scenario["slos"]] == ["pass", "pass", "pass"]
     model = scenario["cost"]["models"][0]
     assert model["model"] == "mock-llm"
+    assert scenario["gateway_counters"]["gateway-0"]["slogate_requests"] == {"200": 10.0}
+    assert (pytester.path / "reports" / "cost" / scenario["gateway_metrics"]["gateway-0"]).is_file()
     assert model["completion_tokens"] == 40
     assert scenario["cost"]["total_usd"] == pytest.approx(
         (model["prompt_tokens"] * 0.15 + model["completion_tokens"] * 0.6) / 1e6
     )
+
+
+def test_requests_written_as_parquet(pytester: pytest.Pytester) -> None:
+    parquet = pytest.importorskip("pyarrow.parquet")
+    result = run(pytester, str(write(pytester, "")))
+    assert result.ret == pytest.ExitCode.OK
+    scenario = summary(pytester)["scenarios"][0]
+    assert scenario["requests_parquet"] == "requests/tiny.parquet"
+    table = parquet.read_table(pytester.path / "reports" / "cost" / scenario["requests_parquet"])
+    assert table.num_rows == 10
+    assert table.column("status").to_pylist() == [200] * 10
+    assert "report.html" in {path.name for path in (pytester.path / "reports" / "cost").iterdir()}
 
 
 def test_scenario_price_overrides_shipped(pytester: pytest.Pytester) -> None:

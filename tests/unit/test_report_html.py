@@ -17,6 +17,7 @@ from harness.reports.schema import (
     LoadReport,
     MeasurementsReport,
     ModelCostReport,
+    PhaseBudgetReport,
     RunSummary,
     ScenarioReport,
     SLOResult,
@@ -74,6 +75,33 @@ def scenario_report() -> ScenarioReport:
         fault=0,
         burn_rate=0.4,
     )
+    run_wide = SLOResult(
+        name="error_rate <= 1%",
+        metric="error_rate",
+        percentile=None,
+        comparator="max",
+        limit=0.01,
+        observed=0.01,
+        unit="%",
+        samples=100,
+        status="pass",
+        gate="block",
+        line=10,
+        burn_rate=1.0,
+        phase_budgets=[
+            PhaseBudgetReport(
+                fault=0,
+                phase=phase,
+                objective=0.99,
+                bad=bad,
+                total=30,
+                allowed_bad=0.3,
+                burn_rate=rate,
+                remaining=1 - rate,
+            )
+            for phase, bad, rate in (("before", 0, 0.0), ("during", 1, 3.33), ("after", 0, 0.0))
+        ],
+    )
     fault = FaultReport(
         name="redis-kill",
         target="redis",
@@ -125,7 +153,7 @@ def scenario_report() -> ScenarioReport:
             logs={"redis": "stacks/stack-1/redis.log"},
         ),
         measurements=measurements,
-        slos=[slo],
+        slos=[slo, run_wide],
         faults=[fault],
         requests_file="requests/demo.csv",
         series_file="series/demo.csv",
@@ -184,6 +212,10 @@ def test_html_shows_objective_row(html: str) -> None:
     assert "ttft p95 &lt;= 300ms [during redis-kill]" in html
     assert "during fault 0" in html
     assert ">0.4<" in html
+
+
+def test_html_shows_phase_burn_rates(html: str) -> None:
+    assert "fault 0: 0 / 3.33 / 0" in html
 
 
 def test_html_shows_cost_and_counters(html: str) -> None:
