@@ -67,6 +67,9 @@ class RunSide:
 
     @classmethod
     def read(cls, report: ScenarioReport, run_dir: Path) -> RunSide:
+        # NOTE: keeps every measured record in memory, chunk times included: about 2.5 KB per
+        # streamed request of 64 tokens (measured with tracemalloc), so 100000 requests on each
+        # side take about 500 MB.
         if report.requests_file is None:
             return cls(report, run_dir, [])
         path = run_dir / report.requests_file
