@@ -11,7 +11,7 @@ endif
 GATE_ARGS ?=
 TEST_ARGS ?=
 
-.PHONY: venv gate test lint format clean bench-deps bench
+.PHONY: venv gate test lint format clean bench-deps bench browser screenshot
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -52,6 +52,19 @@ bench-deps:
 # The load engine benchmark of docs/benchmarks.md; prints its results as JSON.
 bench: venv
 	$(BIN)/python benchmarks/load_engine.py
+
+# Headless Chromium from Debian, for the report screenshot test (tests/e2e/test_report_browser.py);
+# installs a system package with apt-get, so it needs root. `make test` does not need it: that
+# test skips where chromium is absent, as on CI.
+browser:
+	@echo "installing Debian's chromium package with apt-get (needs root)"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+# Run a short fault scenario and take a screenshot of its report.html with headless Chromium.
+screenshot: venv
+	SLOGATE_SCREENSHOT_DIR=reports/screenshots $(BIN)/pytest tests/e2e/test_report_browser.py -p no:cacheprovider
+	@echo "screenshot: reports/screenshots/report.png"
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
