@@ -398,3 +398,4 @@ def _align_fault_times(events: list[FaultEvent], fault_origin: float, load_origi
     for event in events:
         event.applied_at_s = None if event.applied_at_s is None else event.applied_at_s - shift
         event.removed_at_s = None if event.removed_at_s is None else event.removed_at_s - shift
+        event.restored_at_s = None if event.restored_at_s is None else event.restored_at_s - shift

@@ -224,7 +224,12 @@ class FaultReport(ReportModel):
     applied_at_s: float | None = Field(
         description="When it was applied, on the clock of the request records."
     )
-    removed_at_s: float | None = Field(description="When it was undone, on the same clock.")
+    removed_at_s: float | None = Field(
+        description="When its undo began (the planned end); the after phase and recovery time start here."
+    )
+    restored_at_s: float | None = Field(
+        None, description="When the undo finished, for example when a restarted service was ready again."
+    )
     phases: list[PhaseReport] = Field(default_factory=list)
     recovery: RecoveryReport | None = None
 

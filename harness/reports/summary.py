@@ -219,6 +219,7 @@ def fault_report(position: int, event: FaultEvent, result: ScenarioResult) -> Fa
         **event.spec.describe(),
         applied_at_s=event.applied_at_s,
         removed_at_s=event.removed_at_s,
+        restored_at_s=event.restored_at_s,
         phases=_phase_reports(position, result.phases),
         recovery=recovery_report(recovery) if recovery is not None else None,
     )
