@@ -50,7 +50,8 @@ class UpstreamCall:
         """Return the next bytes of the body (b"" at its end), waiting until ``limit`` at most.
 
         ``limit`` is on the loop's clock. Past it, or past the total deadline, the connection is
-        dropped and a timeout UpstreamError raised that names ``what`` was awaited.
+        dropped and a timeout UpstreamError raised that names ``what`` was awaited; a timeout
+        before the first token is retryable.
         """
         limit = min(limit, self.deadline)
         try:
@@ -59,7 +60,9 @@ class UpstreamCall:
         except TimeoutError:
             self.close(abort=True)
             which = "total" if limit >= self.deadline else what
-            raise self.upstream.failure("timeout", request_id, f"the {which} timeout passed", 504) from None
+            detail = f"the {which} timeout passed"
+            retryable = what == "first-token"
+            raise self.upstream.failure("timeout", request_id, detail, 504, retryable=retryable) from None
 
 
 class Upstream:
