@@ -15,16 +15,18 @@ TARGET_HELP = "redis, gateway.<replica number from 0>, or upstream.<upstream nam
 
 
 class FaultSpec(StrictModel):
-    """A process fault the stack backend performs: kill (then start again) or pause (then resume)."""
+    """A process fault the stack backend performs: kill or restart (then start again), or pause."""
 
     model_config = ConfigDict(populate_by_name=False)
 
     at: Duration = Field(description="When the fault starts, from the start of the load.")
     duration: Duration = Field(alias="for", description="How long the fault lasts; then it is undone.")
     target: str = Field(description=f"The service to act on: {TARGET_HELP}.")
-    action: Literal["kill", "pause"] = Field(
-        description="kill stops the process and starts it again when the fault ends (same port, empty "
-        "state for Redis); pause freezes it with SIGSTOP and resumes it with SIGCONT."
+    action: Literal["kill", "pause", "restart"] = Field(
+        description="kill stops the process with SIGKILL and starts it again when the fault ends (same "
+        "port, empty state for Redis); restart sends SIGTERM, waits for the process to exit, and starts "
+        "it again on the same port once it exited and the fault's time is up; pause freezes it with "
+        "SIGSTOP and resumes it with SIGCONT."
     )
 
     @field_validator("target")

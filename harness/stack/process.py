@@ -12,6 +12,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
@@ -20,6 +21,12 @@ import httpx
 from harness.stack.errors import StackError
 
 _PR_SET_PDEATHSIG = 1
+
+
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slogate-spawner")
+"""Starts every child. Linux sends the parent-death signal when the *thread* that forked the child
+exits, so a service restarted from a short-lived worker thread (a fault's undo) would be stopped
+with it; this thread lives as long as the harness."""
 
 
 def _die_with_parent() -> None:
@@ -86,7 +93,8 @@ class ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = self.log_path.open("ab")
         try:
-            self._popen = subprocess.Popen(
+            self._popen = _SPAWNER.submit(
+                subprocess.Popen,
                 self.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=self._log_file,
@@ -95,7 +103,7 @@ class ManagedProcess:
                 pass_fds=self.pass_fds,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
-            )
+            ).result()
         except OSError as exc:
             self._close_log()
             raise StackError(f"cannot start {self.name} ({self.argv[0]}): {exc}") from exc
