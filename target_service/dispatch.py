@@ -1,4 +1,4 @@
-"""Send a request along its model's fallback chain, with circuit breakers and retries, until one answers.
+"""Send a request along its model's fallback chain, with circuit breakers and retries, until one responds.
 
 For each upstream of the chain in order: ask its breaker for leave, try it, and retry a retryable
 failure after a jittered backoff while attempts and the retry budget last. An upstream that fails
@@ -121,8 +121,11 @@ class Dispatcher:
             await relay.read_prelude(started + first_token_timeout_s)
             return relay
         except PassthroughError as exc:
-            # The upstream answered, so it is up: a 4xx counts for the breaker as a success, a 429 not at all.
-            (permit.release if exc.status == 429 else permit.success)()
+            # The upstream responded, so it is up: a 4xx counts as a success, a 429 not at all.
+            if exc.status == 429:
+                permit.release()
+            else:
+                permit.success()
             span.end(f"HTTP {exc.status}")
             raise
         except UpstreamError as exc:

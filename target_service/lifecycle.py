@@ -1,7 +1,7 @@
 """Graceful shutdown: on SIGTERM or SIGINT, stop accepting connections and drain requests in flight.
 
 On the signal, readiness turns 503 at once and the listening socket is closed, so new
-connections go to whoever else holds the socket (a supervisor that passed it with ``--fd``
+connections wait for another holder of the socket (a supervisor that passed it with ``--fd``
 keeps it open, and the next process accepts them) or are refused. A request that arrives on a
 connection opened before the drain is still served, with ``connection: close``: closing an
 idle HTTP/1.1 connection races with a request the client may be sending on it at that moment

@@ -69,7 +69,7 @@ class OtelTracer(Tracer):
 
 
 def provider_from_environment(environ: Mapping[str, str]) -> TracerProvider:
-    """Build a TracerProvider as the OTEL_* variables say.
+    """Build a TracerProvider configured by the OTEL_* variables.
 
     OTEL_TRACES_EXPORTER lists exporters: ``otlp`` (the default; OTLP over HTTP, configured by
     OTEL_EXPORTER_OTLP_*), ``console`` or ``none``. OTEL_SERVICE_NAME names the service, and the

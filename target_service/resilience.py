@@ -1,7 +1,7 @@
 """Retry backoff, retry budgets and circuit breakers: how the gateway treats an upstream that fails.
 
 Each gateway replica keeps this state in memory, per upstream: replicas do not share breaker
-states or budgets, so with N replicas an upstream sees up to N sets of probes.
+states or budgets, so with N replicas an upstream gets up to N sets of probes.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ BreakerListener = Callable[[str, BreakerState], None]
 
 @dataclass
 class BreakerPermit:
-    """Leave to call an upstream; report the call's outcome through it exactly once."""
+    """Leave to call an upstream; report the call's outcome through it, and only the first report counts."""
 
     breaker: CircuitBreaker | None
     probe: bool
@@ -135,7 +135,7 @@ class BreakerPermit:
         self._settle("failure")
 
     def release(self) -> None:
-        """End the call with no outcome (the client left, or the upstream answered 429 or 4xx)."""
+        """End the call with no outcome: the client left, the upstream returned 429, or the drain ended it."""
         self._settle("none")
 
     def _settle(self, outcome: str) -> None:

@@ -2,7 +2,7 @@
 
 The gateway continues a valid incoming ``traceparent`` or starts a new trace, sends each upstream
 attempt its own span id, and returns its own span in the response's ``traceparent``. With the
-``otel`` extra enabled, those spans are OpenTelemetry spans, exported as the OTEL_* variables say.
+``otel`` extra enabled, those spans are OpenTelemetry spans, exported as the OTEL_* variables configure.
 """
 
 from __future__ import annotations

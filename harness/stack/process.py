@@ -25,8 +25,8 @@ _PR_SET_PDEATHSIG = 1
 
 _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slogate-spawner")
 """Starts every child. Linux sends the parent-death signal when the *thread* that forked the child
-exits, so a service restarted from a short-lived worker thread (a fault's undo) would be stopped
-with it; this thread lives as long as the harness."""
+exits, so a service restarted from a short-lived worker thread (a fault's undo) would stop with
+it. This thread lives as long as the harness."""
 
 
 def _die_with_parent() -> None:

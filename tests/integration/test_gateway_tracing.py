@@ -68,8 +68,8 @@ def test_traceparent_generated_when_missing_or_invalid(gateway: RunningServer, o
 
 def test_logs_keep_prompts_and_keys_out(gateway: RunningServer) -> None:
     chat(gateway, headers={"x-request-id": "secret-check"})
-    log = gateway.process.log_path.read_text(encoding="utf-8")
     request_log(gateway, "secret-check")
+    log = gateway.process.log_path.read_text(encoding="utf-8")
     assert MESSAGES[0]["content"] not in log
     assert auth_headers()["authorization"].split()[1] not in log
 
