@@ -104,9 +104,14 @@ class GatewayServer(uvicorn.Server):
         await self.lifespan.shutdown()
 
     async def _wait_for_connections(self, deadline: float) -> bool:
-        """Wait until every connection closed; idle ones close at their keep-alive timeout."""
+        """Wait until every connection closed; idle ones close at their keep-alive timeout.
+
+        A second SIGINT (uvicorn's ``force_exit``) ends the wait at once.
+        """
         # uvicorn keeps connections and tasks in plain sets that signal no change, so poll them.
-        while self.server_state.connections and time.monotonic() < deadline:  # noqa: ASYNC110
+        while self.server_state.connections and time.monotonic() < deadline:
+            if self.force_exit:
+                break
             await asyncio.sleep(POLL_S)
         return not self.server_state.connections
 
