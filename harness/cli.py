@@ -20,6 +20,7 @@ from harness.runner import BACKENDS, new_run_id
 from harness.scenario.errors import ScenarioError
 from harness.scenario.loader import duplicate_name_problem, find_scenario_files, load_scenario
 from harness.scenario.schema import scenario_json_schema
+from harness.stack.fault_proxy import FAULT_PROXY_MODES
 from harness.stack.local import DEFAULT_READY_TIMEOUT_S
 
 EXIT_USAGE = 2
@@ -46,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--run-id", default=None, help="name of the run's report folder (default: time-based)")
     run.add_argument(
         "--junitxml", type=Path, default=None, help="JUnit XML path (default: REPORTS_DIR/RUN_ID/junit.xml)"
+    )
+    run.add_argument(
+        "--fault-proxy",
+        default="auto",
+        choices=FAULT_PROXY_MODES,
+        help="fault proxy of the local stack: toxiproxy (toxiproxy-server from PATH), embedded, or auto",
     )
     run.add_argument(
         "--target-url",
@@ -94,6 +101,7 @@ def _pytest_args(args: argparse.Namespace, files: Sequence[Path], extra: Sequenc
         f"--run-id={run_id}",
         f"--junitxml={junit}",
         f"--stack-ready-timeout={args.stack_ready_timeout}",
+        f"--fault-proxy={args.fault_proxy}",
         *extra,
     ]
     if args.target_url is not None:

@@ -31,6 +31,7 @@ from harness.scenario.stack import StackSpec
 from harness.stack.base import StackBackend
 from harness.stack.errors import StackError
 from harness.stack.external import ExternalStack
+from harness.stack.fault_proxy import FAULT_PROXY_MODES, FaultProxyMode
 from harness.stack.local import DEFAULT_READY_TIMEOUT_S, LocalStack
 from harness.stack.pool import StackPool
 
@@ -41,6 +42,7 @@ class HarnessRun:
 
     settings: RunSettings
     ready_timeout_s: float
+    fault_proxy: FaultProxyMode = "auto"
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     reports: list[ScenarioReport] = field(default_factory=list)
     collection_errors: list[str] = field(default_factory=list)
@@ -63,7 +65,9 @@ class HarnessRun:
             if settings.backend == "external":
                 assert settings.target_url is not None
                 return ExternalStack(spec, settings.target_url, settings.api_key, self.ready_timeout_s)
-            return LocalStack(spec, workdir, ready_timeout_s=self.ready_timeout_s)
+            return LocalStack(
+                spec, workdir, ready_timeout_s=self.ready_timeout_s, fault_proxy=self.fault_proxy
+            )
 
         return make
 
@@ -110,6 +114,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"How long each stack service may take to become ready (default: {DEFAULT_READY_TIMEOUT_S:g}).",
     )
     group.addoption(
+        "--fault-proxy",
+        default="auto",
+        choices=FAULT_PROXY_MODES,
+        help="Fault proxy of the local stack: toxiproxy-server from PATH (toxiproxy), slogate's embedded "
+        "Toxiproxy-compatible server (embedded), or the first that is available (auto, the default).",
+    )
+    group.addoption(
         "--target-url",
         default=None,
         metavar="URL",
@@ -142,7 +153,9 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[RUN_KEY] = HarnessRun(settings, config.getoption("stack_ready_timeout"))
+    config.stash[RUN_KEY] = HarnessRun(
+        settings, config.getoption("stack_ready_timeout"), fault_proxy=config.getoption("fault_proxy")
+    )
 
 
 def _named_on_command_line(config: pytest.Config, file_path: Path) -> bool:

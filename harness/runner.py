@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ from harness.metrics.series import SeriesBuilder, write_series_csv
 from harness.metrics.summary import Measurements, MeasurementsBuilder
 from harness.reports.schema import Verdict
 from harness.reports.writers import RequestsCSV
+from harness.scenario.faults import FaultSpec
 from harness.scenario.loader import LoadedScenario
 from harness.scenario.model import Scenario
 from harness.slo.evaluate import SLOVerdict, evaluate_slo, request_objectives, trust_verdict
@@ -209,7 +211,7 @@ class _ScenarioRunner:
                 "from the scenario, or run it with --backend local"
             )
         collector = collector_for(self.scenario.checks, *_limited_tenants(self.scenario))
-        faults = FaultThread(self.scenario.faults, self.backend.apply_fault)
+        faults = FaultThread(self.scenario.faults, self.perform_fault)
         faults.start()
         try:
             trial = self.measured_run(None, "", collector)
@@ -222,6 +224,13 @@ class _ScenarioRunner:
         result.requests_file, result.series_file = trial.requests_file, trial.series_file
         result.verdicts, result.trust = trial.verdicts, trial.trust
         result.checks = self.judge_checks(collector, trial.load)
+
+    def perform_fault(self, fault: FaultSpec) -> Callable[[], None]:
+        """Apply a process action or a network toxic through the backend; return its undo."""
+        if fault.toxic is not None:
+            return self.backend.apply_toxic(fault.target, fault.toxic)
+        assert fault.action is not None
+        return self.backend.apply_fault(fault.target, fault.action)
 
     def judge_checks(self, collector: CheckCollector, load: LoadResult) -> list[CheckVerdict]:
         scenario = self.scenario

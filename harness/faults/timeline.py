@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from harness.scenario.faults import FaultSpec
 
-ApplyFault = Callable[[str, str], Callable[[], None]]
-"""Perform an action on a target now and return its undo, as StackBackend.apply_fault does."""
+ApplyFault = Callable[[FaultSpec], Callable[[], None]]
+"""Perform a fault now and return the function that undoes it."""
 
 
 @dataclass
@@ -36,7 +36,7 @@ async def run_faults(faults: Sequence[FaultSpec], apply: ApplyFault, origin: flo
 
     async def one(position: int, event: FaultEvent) -> None:
         await _sleep_until(origin + event.spec.at)
-        undo[position] = await asyncio.to_thread(apply, event.spec.target, event.spec.action)
+        undo[position] = await asyncio.to_thread(apply, event.spec)
         event.applied_at_s = time.monotonic() - origin
         await _sleep_until(origin + event.spec.at + event.spec.duration)
         await asyncio.to_thread(undo.pop(position))

@@ -1,11 +1,16 @@
-"""Scenario faults: what to break, when, and for how long, while the load runs."""
+"""Scenario faults: what to break, when, and for how long, while the load runs.
+
+A fault is either a process action the stack backend performs (kill, pause) or a network toxic
+that the fault proxy applies to the traffic of a target. Toxics use Toxiproxy's types and
+attribute names: times in milliseconds, the slicer's delay in microseconds, rates in KB/s.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from harness.scenario.base import StrictModel
 from harness.scenario.units import Duration
@@ -14,20 +19,107 @@ TARGET_PATTERN = re.compile(r"^(redis|gateway\.(\d+)|upstream\.([A-Za-z0-9][A-Za
 TARGET_HELP = "redis, gateway.<replica number from 0>, or upstream.<upstream name>"
 
 
+class _ToxicBase(StrictModel):
+    stream: Literal["upstream", "downstream"] = Field(
+        "downstream",
+        description="downstream: data from the target back to its client; upstream: data towards the target.",
+    )
+    toxicity: float = Field(
+        1.0, ge=0, le=1, description="Probability, per connection, that the toxic applies."
+    )
+
+    def attributes(self) -> dict[str, int]:
+        return self.model_dump(exclude={"type", "stream", "toxicity"})
+
+
+class LatencyToxic(_ToxicBase):
+    type: Literal["latency"]
+    latency: int = Field(ge=0, description="Delay added to each chunk, in ms.")
+    jitter: int = Field(0, ge=0, description="Random spread of the delay, plus or minus, in ms.")
+
+
+class BandwidthToxic(_ToxicBase):
+    type: Literal["bandwidth"]
+    rate: int = Field(ge=1, description="KB/s (1 KB = 1000 bytes).")
+
+
+class SlowCloseToxic(_ToxicBase):
+    type: Literal["slow_close"]
+    delay: int = Field(ge=0, description="How long the close is held back, in ms.")
+
+
+class TimeoutToxic(_ToxicBase):
+    type: Literal["timeout"]
+    timeout: int = Field(
+        ge=0, description="Close the connection after this many ms; 0 holds it, dropping data."
+    )
+
+
+class ResetPeerToxic(_ToxicBase):
+    type: Literal["reset_peer"]
+    timeout: int = Field(0, ge=0, description="Send a TCP reset after this many ms.")
+
+
+class SlicerToxic(_ToxicBase):
+    type: Literal["slicer"]
+    average_size: int = Field(ge=1, description="Average slice size, in bytes.")
+    size_variation: int = Field(0, ge=0, description="Spread of the slice size, in bytes.")
+    delay: int = Field(0, ge=0, description="Pause between slices, in microseconds.")
+
+
+class LimitDataToxic(_ToxicBase):
+    type: Literal["limit_data"]
+    bytes: int = Field(ge=1, description="Close the connection after this many bytes.")
+
+
+class DownToxic(StrictModel):
+    """The target's proxy is disabled: connections are refused, and open ones are closed."""
+
+    type: Literal["down"]
+
+    def attributes(self) -> dict[str, int]:
+        return {}
+
+
+ToxicSpec = Annotated[
+    LatencyToxic
+    | BandwidthToxic
+    | SlowCloseToxic
+    | TimeoutToxic
+    | ResetPeerToxic
+    | SlicerToxic
+    | LimitDataToxic
+    | DownToxic,
+    Field(discriminator="type"),
+]
+
+
 class FaultSpec(StrictModel):
-    """A process fault the stack backend performs: kill or restart (then start again), or pause."""
+    """A fault during the load: a process action on a service, or a network toxic on its traffic."""
 
     model_config = ConfigDict(populate_by_name=False)
 
     at: Duration = Field(description="When the fault starts, from the start of the load.")
     duration: Duration = Field(alias="for", description="How long the fault lasts; then it is undone.")
     target: str = Field(description=f"The service to act on: {TARGET_HELP}.")
-    action: Literal["kill", "pause", "restart"] = Field(
+    action: Literal["kill", "pause", "restart"] | None = Field(
+        None,
         description="kill stops the process with SIGKILL and starts it again when the fault ends (same "
         "port, empty state for Redis); restart sends SIGTERM, waits for the process to exit, and starts "
         "it again on the same port once it exited and the fault's time is up; pause freezes it with "
-        "SIGSTOP and resumes it with SIGCONT."
+        "SIGSTOP and resumes it with SIGCONT.",
     )
+    toxic: ToxicSpec | None = Field(
+        None, description="A network fault on the target's traffic, applied by the fault proxy."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> FaultSpec:
+        if (self.action is None) == (self.toxic is None):
+            raise ValueError(
+                "a fault needs exactly one of action (kill, pause, restart) or toxic (a network fault)"
+            )
+        return self
 
     @field_validator("target")
     @classmethod
@@ -46,5 +138,13 @@ class FaultSpec(StrictModel):
     def scaled(self, factor: float) -> FaultSpec:
         return self.model_copy(update={"at": self.at * factor, "duration": self.duration * factor})
 
+    @property
+    def kind(self) -> str:
+        """The action, or the toxic's type: what a report calls this fault."""
+        if self.toxic is not None:
+            return self.toxic.type
+        assert self.action is not None
+        return self.action
+
     def describe(self) -> dict[str, Any]:
-        return {"target": self.target, "action": self.action, "at_s": self.at, "for_s": self.duration}
+        return {"target": self.target, "action": self.kind, "at_s": self.at, "for_s": self.duration}

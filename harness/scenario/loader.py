@@ -112,14 +112,26 @@ def _error_location(error: ErrorDetails) -> Location:
         is_unknown_key = error["type"] == "extra_forbidden" and position == len(loc) - 1
         if child is None and location and not is_unknown_key:
             break
+        if _is_tag_step(model, part):
+            model = child  # the union member's tag is pydantic's, not a key in the file
+            continue
         location.append(part)
         model = child
     return tuple(location)
 
 
 def _child_type(annotation: Any, part: str | int) -> Any:
-    """Return the type found one step below ``annotation`` along ``part``, or None."""
-    for candidate in _alternatives(annotation):
+    """Return the type found one step below ``annotation`` along ``part``, or None.
+
+    In a union told apart by its ``type`` field, pydantic's location names the chosen member by
+    its tag (``toxic.latency.jitter``), and that step leads to the member itself.
+    """
+    alternatives = _alternatives(annotation)
+    if len(alternatives) > 1 and isinstance(part, str):
+        for candidate in alternatives:
+            if _type_tag(candidate) == part:
+                return candidate
+    for candidate in alternatives:
         is_model = isinstance(candidate, type) and issubclass(candidate, BaseModel)
         if is_model and isinstance(part, str) and part in candidate.model_fields:
             return candidate.model_fields[part].annotation
@@ -132,10 +144,24 @@ def _child_type(annotation: Any, part: str | int) -> Any:
     return None
 
 
+def _is_tag_step(annotation: Any, part: str | int) -> bool:
+    alternatives = _alternatives(annotation)
+    return len(alternatives) > 1 and any(_type_tag(candidate) == part for candidate in alternatives)
+
+
+def _type_tag(candidate: Any) -> str | None:
+    if not (isinstance(candidate, type) and issubclass(candidate, BaseModel)):
+        return None
+    field = candidate.model_fields.get("type")
+    values = typing.get_args(field.annotation) if field is not None else ()
+    return values[0] if len(values) == 1 and isinstance(values[0], str) else None
+
+
 def _alternatives(annotation: Any) -> tuple[Any, ...]:
+    """Flatten unions and Annotated wrappers, nested or not, into the types they allow."""
     origin = typing.get_origin(annotation)
     if origin is typing.Union or origin is types.UnionType:
-        return typing.get_args(annotation)
+        return tuple(member for arg in typing.get_args(annotation) for member in _alternatives(arg))
     if origin is typing.Annotated:
         return _alternatives(typing.get_args(annotation)[0])
     return (annotation,)

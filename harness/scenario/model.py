@@ -123,6 +123,9 @@ class Scenario(StrictModel):
             match = TARGET_PATTERN.match(fault.target)
             assert match is not None
             replica, upstream = match.group(2), match.group(3)
+            if replica is not None and fault.toxic is not None and not self.stack.proxy_gateways:
+                message = "a network fault on a gateway replica needs stack.proxy_gateways: true"
+                problems.append((("faults", position, "target"), message))
             if replica is not None and int(replica) >= self.stack.replicas:
                 message = f"this stack has {self.stack.replicas} gateway replica(s), numbered from 0"
                 problems.append((("faults", position, "target"), message))

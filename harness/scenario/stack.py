@@ -187,6 +187,11 @@ class StackSpec(StrictModel):
     rate_limits: RateLimitSpec = Field(default_factory=RateLimitSpec)
     load_shedding: LoadSheddingSpec = Field(default_factory=LoadSheddingSpec)
     shutdown: ShutdownSpec = Field(default_factory=ShutdownSpec)
+    proxy_gateways: bool = Field(
+        False,
+        description="Send the load through the fault proxy to each gateway replica, so network faults "
+        "can target gateway.<n>; Redis and the upstreams are always behind it.",
+    )
 
     @field_validator("upstreams")
     @classmethod

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from harness.scenario.faults import ToxicSpec
+
 
 @dataclass(frozen=True)
 class Endpoints:
@@ -21,6 +23,10 @@ class Endpoints:
     """OpenAI-compatible base URL (ending in /v1) of each upstream, by name."""
     api_keys: Mapping[str, str] = field(default_factory=dict)
     """API key by tenant name, for gateways that require one."""
+    fault_proxy_url: str | None = None
+    """API of the Toxiproxy-compatible fault proxy in front of the services, when there is one."""
+    proxies: Mapping[str, str] = field(default_factory=dict)
+    """Fault-proxy listen address (host:port) by target name: redis, upstream.<name>, gateway.<n>."""
 
     @property
     def metrics_urls(self) -> tuple[str, ...]:
@@ -55,4 +61,8 @@ class StackBackend(Protocol):
 
     def apply_fault(self, target: str, action: str) -> Callable[[], None]:
         """Perform a process fault (kill or pause) on ``target`` now; return the function that undoes it."""
+        ...
+
+    def apply_toxic(self, target: str, toxic: ToxicSpec) -> Callable[[], None]:
+        """Put a network toxic on ``target``'s traffic now; return the function that removes it."""
         ...

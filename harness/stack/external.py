@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from harness.scenario.faults import ToxicSpec
 from harness.scenario.stack import StackSpec
 from harness.stack.base import Endpoints
 from harness.stack.errors import StackError
@@ -93,6 +94,12 @@ class ExternalStack:
 
     def reset_state(self) -> None:
         """Leave the external gateway's state alone: its cache and counters persist between scenarios."""
+
+    def apply_toxic(self, target: str, toxic: ToxicSpec) -> Callable[[], None]:
+        raise StackError(
+            f"the {toxic.type} fault on {target} needs a managed stack with a fault proxy, but --backend "
+            "external only sends traffic; remove faults from the scenario, or run it with --backend local"
+        )
 
     def apply_fault(self, target: str, action: str) -> Callable[[], None]:
         raise StackError(

@@ -19,9 +19,17 @@ from urllib.parse import urlsplit
 import redis
 import yaml
 
+from harness.faults.launcher import fault_proxy_argv
+from harness.scenario.faults import ToxicSpec
 from harness.scenario.stack import StackSpec, UpstreamSpec
 from harness.stack.base import Endpoints
 from harness.stack.errors import StackError
+from harness.stack.fault_proxy import (
+    FaultProxyFront,
+    FaultProxyMode,
+    start_toxiproxy_server,
+    toxiproxy_binary,
+)
 from harness.stack.process import ManagedProcess, bind_loopback_socket, http_probe, wait_until_ready
 from harness.stack.redis_server import start_redis
 from target_service.config import hash_api_key
@@ -133,11 +141,17 @@ class LocalStack:
     name = "local"
 
     def __init__(
-        self, spec: StackSpec, workdir: Path, ready_timeout_s: float = DEFAULT_READY_TIMEOUT_S
+        self,
+        spec: StackSpec,
+        workdir: Path,
+        ready_timeout_s: float = DEFAULT_READY_TIMEOUT_S,
+        fault_proxy: FaultProxyMode = "auto",
     ) -> None:
         self.spec = spec
         self.workdir = workdir
         self.ready_timeout_s = ready_timeout_s
+        self.fault_proxy = fault_proxy
+        self.front: FaultProxyFront | None = None
         self.processes: list[ManagedProcess] = []
         """Every process this stack ever started, restarts included."""
         self.services: dict[str, _Service] = {}
@@ -159,17 +173,22 @@ class LocalStack:
             self.workdir, timeout_s=self.ready_timeout_s, on_start=self._started
         )
         self.services["redis"] = _Service("redis", _port_of(redis_url), redis_process)
+        front = self._start_fault_proxy()
+        proxied_redis_url = f"redis://127.0.0.1:{front.add('redis', _port_of(redis_url))}/0"
 
-        upstream_urls = self._start_http_services(
+        mock_urls = self._start_http_services(
             {name: partial(mock_llm_argv, spec=spec) for name, spec in self.spec.upstreams.items()},
             prefix="mock-llm-",
             ready_path="/healthz",
         )
-        upstream_urls = {name: f"{url}/v1" for name, url in upstream_urls.items()}
+        upstream_urls = {
+            name: f"http://127.0.0.1:{front.add(f'upstream.{name}', _port_of(url))}/v1"
+            for name, url in mock_urls.items()
+        }
 
         config_path = self.workdir / "gateway.yaml"
         api_keys = generate_api_keys(self.spec)
-        config = gateway_config(self.spec, redis_url, upstream_urls, api_keys)
+        config = gateway_config(self.spec, proxied_redis_url, upstream_urls, api_keys)
         config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         gateway_urls = self._start_http_services(
             {
@@ -179,13 +198,34 @@ class LocalStack:
             prefix="gateway-",
             ready_path="/readyz",
         )
+        if self.spec.proxy_gateways:
+            gateway_urls = {
+                replica: f"http://127.0.0.1:{front.add(f'gateway.{replica}', _port_of(url))}"
+                for replica, url in gateway_urls.items()
+            }
         return Endpoints(
             gateway_urls=tuple(gateway_urls.values()),
             models=tuple(self.spec.model_routes()),
             redis_url=redis_url,
             upstream_urls=upstream_urls,
             api_keys=api_keys,
+            fault_proxy_url=front.url,
+            proxies=dict(front.listen),
         )
+
+    def _start_fault_proxy(self) -> FaultProxyFront:
+        binary = toxiproxy_binary(self.fault_proxy)
+        if binary is not None:
+            process, url = start_toxiproxy_server(binary, self.workdir, self.ready_timeout_s)
+            self._started(process)
+            self.services["fault-proxy"] = _Service("fault-proxy", _port_of(url), process)
+        else:
+            service = self._launch("fault-proxy", fault_proxy_argv, "/version", port=0)
+            self.services["fault-proxy"] = service
+            self._wait_ready(service)
+            url = f"http://127.0.0.1:{service.port}"
+        self.front = FaultProxyFront(url)
+        return self.front
 
     def _started(self, process: ManagedProcess) -> None:
         """Track a started process at once, so an interrupt during start-up still stops it."""
@@ -275,8 +315,16 @@ class LocalStack:
             return lambda: self.restart(service.name, stop_timeout_s=drain_s)
         raise ValueError(f"unknown fault action {action!r}; use kill, pause or restart")
 
+    def apply_toxic(self, target: str, toxic: ToxicSpec) -> Callable[[], None]:
+        """Put a network toxic on the target's fault proxy now; return the function that removes it."""
+        if self.front is None:
+            raise StackError("the stack is not running, so it has no fault proxy")
+        return self.front.apply(target, toxic)
+
     def reset_state(self) -> None:
-        """Empty Redis, so a scenario that shares this stack starts with no cache entries or counters."""
+        """Empty Redis and remove every toxic, so a scenario sharing this stack starts like a new one."""
+        if self.front is not None:
+            self.front.reset()
         if self.endpoints is None or self.endpoints.redis_url is None:
             return
         client = redis.Redis.from_url(self.endpoints.redis_url, socket_timeout=5, socket_connect_timeout=5)
@@ -298,6 +346,7 @@ class LocalStack:
             if service.listener is not None:
                 service.listener.close()
         self.endpoints = None
+        self.front = None
         if errors:
             raise StackError("some stack processes could not be stopped: " + "; ".join(errors))
 

@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import pid_alive, started_pids
 
 SLOGATE = [sys.executable, "-m", "harness.cli"]
@@ -46,8 +48,15 @@ def test_run_missing_path_is_usage_error(tmp_path: Path) -> None:
     assert "no such file or folder: nowhere.yaml" in result.stderr
 
 
-def test_run_interrupted_leaves_no_process(tmp_path: Path, write_scenario: WriteScenario) -> None:
+PAUSE_UPSTREAM = "- {at: 500ms, for: 50s, target: upstream.primary, action: pause}"
+SLOW_REDIS = "- {at: 500ms, for: 50s, target: redis, toxic: {type: latency, latency: 200}}"
+
+
+@pytest.mark.parametrize("fault", ["", PAUSE_UPSTREAM, SLOW_REDIS], ids=["no-fault", "process", "toxic"])
+def test_run_interrupted_leaves_no_process(tmp_path: Path, write_scenario: WriteScenario, fault: str) -> None:
     path = write_scenario(duration="60s")
+    if fault:
+        path.write_text(path.read_text() + f"faults:\n  {fault}\n", encoding="utf-8")
     process = subprocess.Popen(
         [*SLOGATE, "run", str(path), "--run-id", "r3"],
         cwd=tmp_path,
@@ -58,7 +67,7 @@ def test_run_interrupted_leaves_no_process(tmp_path: Path, write_scenario: Write
     )
     run_dir = tmp_path / "reports" / "r3"
     deadline = time.monotonic() + 60
-    while len(started_pids(run_dir)) < 3 or not (run_dir / "requests").parent.exists():
+    while len(started_pids(run_dir)) < 4 or not (run_dir / "requests").parent.exists():
         assert time.monotonic() < deadline, "the stack never started"
         time.sleep(0.1)
     time.sleep(2)  # let the load start

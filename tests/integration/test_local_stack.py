@@ -5,6 +5,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.scenario.faults import DownToxic, LatencyToxic
 from harness.scenario.model import StackSpec, UpstreamSpec
 from harness.stack.errors import StackError
 from harness.stack.local import LocalStack
@@ -26,11 +27,11 @@ def test_local_stack_serves_through_gateway(tmp_path: Path) -> None:
             assert response.status_code == 200
             assert response.json()["choices"][0]["message"]["content"]
         assert endpoints.redis_url is not None and endpoints.redis_url.startswith("redis://127.0.0.1:")
-        assert set(stack.logs()) == {"redis", "mock-llm-primary", "gateway-0", "gateway-1"}
+        assert set(stack.logs()) == {"redis", "fault-proxy", "mock-llm-primary", "gateway-0", "gateway-1"}
     finally:
         pids = stack.pids()
         stack.down()
-    assert len(pids) == 4
+    assert len(pids) == 5
     assert [pid for pid in pids if pid_alive(pid)] == []
 
 
@@ -87,3 +88,88 @@ def test_local_stack_ignores_gateway_environment(tmp_path: Path, monkeypatch: py
         assert response.status_code == 200
     finally:
         stack.down()
+
+
+def chat(endpoints, **fields: object) -> httpx.Response:  # type: ignore[no-untyped-def]
+    headers = {"authorization": f"Bearer {endpoints.api_keys['default']}"}
+    body = {**CHAT, "stream": True, **fields}
+    return httpx.post(
+        f"{endpoints.gateway_urls[0]}/v1/chat/completions", json=body, headers=headers, timeout=10
+    )
+
+
+def test_local_stack_proxies_every_service(tmp_path: Path) -> None:
+    stack = LocalStack(StackSpec(proxy_gateways=True), tmp_path, fault_proxy="embedded")
+    try:
+        endpoints = stack.up()
+        assert set(endpoints.proxies) == {"redis", "upstream.primary", "gateway.0"}
+        assert endpoints.gateway_urls[0].endswith(endpoints.proxies["gateway.0"].rsplit(":", 1)[1])
+        assert endpoints.upstream_urls["primary"] == f"http://{endpoints.proxies['upstream.primary']}/v1"
+        assert chat(endpoints).status_code == 200
+    finally:
+        stack.down()
+
+
+def test_local_stack_latency_toxic_slows_upstream(tmp_path: Path) -> None:
+    stack = LocalStack(StackSpec(), tmp_path, fault_proxy="embedded")
+    try:
+        endpoints = stack.up()
+        before = chat(endpoints).elapsed.total_seconds()
+        toxic = LatencyToxic(type="latency", latency=400)
+        remove = stack.apply_toxic("upstream.primary", toxic)
+        slowed = chat(endpoints).elapsed.total_seconds()
+        remove()
+        after = chat(endpoints).elapsed.total_seconds()
+        assert slowed > before + 0.35
+        assert after < slowed - 0.3
+    finally:
+        stack.down()
+
+
+def test_local_stack_down_toxic_takes_redis_away(tmp_path: Path) -> None:
+    spec = StackSpec.model_validate({"tenants": {"t": {"limits": {"requests_per_minute": 1000}}}})
+    stack = LocalStack(spec, tmp_path, fault_proxy="embedded")
+    try:
+        endpoints = stack.up()
+        headers = {"authorization": f"Bearer {endpoints.api_keys['t']}"}
+        url = f"{endpoints.gateway_urls[0]}/v1/chat/completions"
+        checked = httpx.post(url, json=CHAT, headers=headers, timeout=10)
+        restore = stack.apply_toxic("redis", DownToxic(type="down"))
+        unchecked = httpx.post(url, json=CHAT, headers=headers, timeout=10)
+        readiness = httpx.get(f"{endpoints.gateway_urls[0]}/readyz", timeout=10).json()
+        restore()
+        assert "x-ratelimit-remaining-requests" in checked.headers
+        assert unchecked.status_code == 200
+        assert "x-ratelimit-remaining-requests" not in unchecked.headers
+        assert readiness["status"] == "degraded"
+    finally:
+        stack.down()
+
+
+def test_local_stack_reset_removes_toxics(tmp_path: Path) -> None:
+    stack = LocalStack(StackSpec(), tmp_path, fault_proxy="embedded")
+    try:
+        stack.up()
+        stack.apply_toxic("upstream.primary", LatencyToxic(type="latency", latency=1000))
+        stack.reset_state()
+        assert stack.front is not None
+        assert all(not proxy.toxics for proxy in stack.front.client.proxies().values())
+    finally:
+        stack.down()
+
+
+def test_local_stack_gateway_toxic_needs_proxy(tmp_path: Path) -> None:
+    stack = LocalStack(StackSpec(), tmp_path, fault_proxy="embedded")
+    try:
+        stack.up()
+        with pytest.raises(StackError, match=r"stack\.proxy_gateways: true"):
+            stack.apply_toxic("gateway.0", LatencyToxic(type="latency", latency=10))
+    finally:
+        stack.down()
+
+
+def test_toxiproxy_mode_needs_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    stack = LocalStack(StackSpec(), tmp_path, fault_proxy="toxiproxy")
+    with pytest.raises(StackError, match="needs toxiproxy-server on PATH"):
+        stack.up()

@@ -69,7 +69,7 @@ def test_passing_scenario_writes_reports(pytester: pytest.Pytester) -> None:
 def test_stack_processes_stopped_after_run(pytester: pytest.Pytester) -> None:
     run(pytester, str(write(pytester, "tiny.yaml", slo=IMPOSSIBLE_TTFT)))
     pids = started_pids(pytester.path / "reports" / "test-run")
-    assert len(pids) == 3
+    assert len(pids) == 4
     assert [pid for pid in pids if pid_alive(pid)] == []
 
 

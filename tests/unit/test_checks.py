@@ -140,9 +140,9 @@ def test_fault_timeline_applies_and_undoes() -> None:
     actions: list[tuple[float, str]] = []
     origin = time.monotonic()
 
-    def apply(target: str, action: str):  # type: ignore[no-untyped-def]
-        actions.append((time.monotonic() - origin, f"{action} {target}"))
-        return lambda: actions.append((time.monotonic() - origin, f"undo {target}"))
+    def apply(fault: FaultSpec):  # type: ignore[no-untyped-def]
+        actions.append((time.monotonic() - origin, f"{fault.action} {fault.target}"))
+        return lambda: actions.append((time.monotonic() - origin, f"undo {fault.target}"))
 
     spec = FaultSpec.model_validate({"at": "100ms", "for": "200ms", "target": "redis", "action": "kill"})
     (event,) = asyncio.run(run_faults([spec], apply, origin))
@@ -155,8 +155,8 @@ def test_fault_timeline_applies_and_undoes() -> None:
 def test_fault_timeline_undoes_when_cancelled() -> None:
     undone: list[str] = []
 
-    def apply(target: str, action: str):  # type: ignore[no-untyped-def]
-        return lambda: undone.append(target)
+    def apply(fault: FaultSpec):  # type: ignore[no-untyped-def]
+        return lambda: undone.append(fault.target)
 
     spec = FaultSpec.model_validate({"at": "0s", "for": "10s", "target": "gateway.0", "action": "pause"})
 

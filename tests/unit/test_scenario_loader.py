@@ -387,3 +387,42 @@ def test_several_problems_sorted_by_line(tmp_path: Path) -> None:
     lines = [problem.line for problem in error.problems]
     assert lines == sorted(lines)
     assert len(lines) == 2
+
+
+@pytest.mark.parametrize(
+    ("fault", "field", "message"),
+    [
+        ("{at: 2s, for: 3s, target: redis}", "faults[0]", "exactly one of action"),
+        ("{at: 2s, for: 3s, target: redis, action: kill, toxic: {type: down}}", "faults[0]", "exactly one"),
+        (
+            "{at: 2s, for: 3s, target: redis, toxic: {type: latency}}",
+            "faults[0].toxic.latency",
+            "missing",
+        ),
+        ("{at: 2s, for: 3s, target: redis, toxic: {type: jam}}", "faults[0].toxic", "'latency'"),
+        ("{at: 2s, for: 3s, target: gateway.0, toxic: {type: down}}", "faults[0].target", "proxy_gateways"),
+        (
+            "{at: 2s, for: 3s, target: redis, toxic: {type: slicer, average_size: 0}}",
+            "faults[0].toxic.average_size",
+            "greater than or equal to 1",
+        ),
+    ],
+)
+def test_network_fault_errors(tmp_path: Path, fault: str, field: str, message: str) -> None:
+    text = POLICY.replace("  - {at: 2s, for: 3s, target: redis, action: kill}", f"  - {fault}")
+    error = load_error(tmp_path, text)
+    assert [problem.field for problem in error.problems] == [field]
+    assert message in error.problems[0].message
+
+
+def test_network_fault_loads(tmp_path: Path) -> None:
+    fault = (
+        "{at: 2s, for: 3s, target: upstream.primary, toxic: {type: bandwidth, rate: 50, stream: upstream}}"
+    )
+    scenario = load_scenario(
+        write(tmp_path, POLICY.replace("  - {at: 2s, for: 3s, target: redis, action: kill}", f"  - {fault}"))
+    ).scenario
+    toxic = scenario.faults[0].toxic
+    assert toxic is not None and toxic.type == "bandwidth"
+    assert toxic.attributes() == {"rate": 50}
+    assert scenario.faults[0].kind == "bandwidth"
