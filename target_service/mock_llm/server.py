@@ -216,9 +216,10 @@ class _EventWriter:
         await self.response.write(payload[cut:])
 
     def drop_connection(self) -> None:
+        """Close the connection mid-response, after the events already written reach the client."""
         transport = self.request.transport
         if transport is not None:
-            transport.abort()
+            transport.close()
 
 
 def _split_point(payload: bytes) -> int:
