@@ -57,12 +57,27 @@ class UpstreamCall:
         try:
             async with asyncio.timeout_at(limit):
                 return await self.response.content.readany()
+        except aiohttp.ClientPayloadError:
+            # aiohttp raises as soon as the connection drops, even when bytes that arrived just
+            # before the cut are still buffered. Hand those over first; the next read raises again.
+            salvaged = _buffered_bytes(self.response.content)
+            if not salvaged:
+                raise
+            return salvaged
         except TimeoutError:
             self.close(abort=True)
             which = "total" if limit >= self.deadline else what
             detail = f"the {which} timeout passed"
             retryable = what == "first-token"
             raise self.upstream.failure("timeout", request_id, detail, 504, retryable=retryable) from None
+
+
+def _buffered_bytes(content: aiohttp.StreamReader) -> bytes:
+    """Return (and consume) what the reader holds; aiohttp's public reads raise once it has failed."""
+    try:
+        return content._read_nowait(-1)
+    except Exception:  # the private method changed shape; losing the tail beats failing the relay
+        return b""
 
 
 class Upstream:
