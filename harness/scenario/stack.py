@@ -57,6 +57,9 @@ class UpstreamSpec(StrictModel):
     error_rate: Percent = Field(0.0, description="Share of requests answered with error_status.")
     error_status: int = Field(500, ge=400, le=599, description="HTTP status of the injected errors.")
     seed: int = Field(0, description="Seed for the generated text and the error draws.")
+    startup_delay: Duration = Field(
+        0.0, description="Time the mock takes to start serving, as a model server loading its weights."
+    )
     connect_timeout: Duration = Field(2.0, description="Gateway: connect, including the wait for a slot.")
     first_token_timeout: Duration = Field(
         60.0, description="Gateway: from sending a stream to its first token."

@@ -51,6 +51,7 @@ def mock_llm_argv(fd: int, *, spec: UpstreamSpec) -> list[str]:
         "--error-rate", f"{spec.error_rate:g}",
         "--error-status", str(spec.error_status),
         "--model", MOCK_MODEL_NAME,
+        "--startup-delay-ms", f"{spec.startup_delay * 1000:g}",
     ]  # fmt: skip
 
 

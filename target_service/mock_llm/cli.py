@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 
 import uvloop
@@ -75,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="chat completions served at once; more wait in a queue (default: no limit)",
     )
+    parser.add_argument(
+        "--startup-delay-ms",
+        type=float,
+        default=0.0,
+        help="wait this long before serving, as a model server loading its weights (default: 0)",
+    )
     return parser
 
 
@@ -115,6 +122,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ListenError as exc:
         print(f"slogate-mock-llm: {exc}", file=sys.stderr)
         return 2
+    if args.startup_delay_ms < 0:
+        parser.error(f"--startup-delay-ms: must be 0 or more, got {args.startup_delay_ms:g}")
+    # Connections that arrive meanwhile wait in the socket's backlog, as they would at a loading server.
+    time.sleep(args.startup_delay_ms / 1000)
     announce_listening(socket_url(sock), settings=settings.model_dump())
     web.run_app(
         create_mock_app(settings),

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 PATCHES = REPO / "tests" / "data" / "break_gateway"
@@ -21,8 +22,12 @@ def run_broken(
 ) -> dict[str, Any]:
     monkeypatch.setenv("PYTHONPATH", str(PATCHES))
     monkeypatch.setenv("SLOGATE_TEST_BREAK", rule)
+    return run_failing(pytester, REPO / "scenarios" / scenario, scale)
+
+
+def run_failing(pytester: pytest.Pytester, scenario: Path, scale: str) -> dict[str, Any]:
     result = pytester.runpytest(
-        str(REPO / "scenarios" / scenario),
+        str(scenario),
         "-p", "no:cacheprovider",
         "-W", "ignore::pytest.PytestAssertRewriteWarning",
         "-o", "asyncio_default_fixture_loop_scope=function",
@@ -84,3 +89,20 @@ def test_fallback_gate_catches_missing_fallback(
 def test_restart_gate_catches_cut_streams(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     report = run_broken(pytester, monkeypatch, "graceful-restart.yaml", "exit_on_sigterm", "0.3")
     assert "error_rate <= 0%" in failed(report)
+
+
+def test_recovery_gate_needs_breaker_and_fallback(pytester: pytest.Pytester) -> None:
+    scenario = yaml.safe_load((REPO / "scenarios" / "primary-down.yaml").read_text())
+    primary = scenario["stack"]["upstreams"]["primary"]
+    primary["breaker"] = {"enabled": False}
+    for protection in ("connect_timeout", "first_token_timeout"):
+        del primary[protection]
+    scenario["stack"]["models"] = {"mock-llm": "primary"}
+    path = pytester.path / "primary-down.yaml"
+    path.write_text(yaml.safe_dump(scenario, sort_keys=False))
+
+    report = run_failing(pytester, path, "0.5")
+    recovery = next(slo for slo in report["slos"] if slo["metric"] == "recovery_time")
+    assert recovery["status"] == "fail"
+    assert recovery["observed"] >= 1.5  # the primary's 2 s start-up, less the gap until the next request
+    assert "error_rate <= 0% [during primary-down]" in failed(report)
