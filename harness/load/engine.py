@@ -186,9 +186,13 @@ async def run_load(
     kept: list[RequestRecord] = []
     started_at = datetime.now(UTC)
     state = _RunState(spec, target, sink or kept.append, rate_per_s)
-    reporter = asyncio.create_task(_report_progress(state, progress)) if progress else None
+    reporter = _ProgressReporter(state, progress) if progress else None
     try:
         scheduled_s = await (_run_open(state) if spec.model == "open" else _run_closed(state))
+    except asyncio.CancelledError:
+        if reporter is not None and reporter.error is not None:
+            raise reporter.error from None
+        raise
     finally:
         if reporter is not None:
             reporter.cancel()
@@ -314,10 +318,31 @@ async def _run_closed(state: _RunState) -> float:
     return (time.monotonic() - state.origin) if capped else spec.schedule_s
 
 
-async def _report_progress(state: _RunState, progress: ProgressCallback) -> None:
-    while True:
-        await asyncio.sleep(PROGRESS_INTERVAL_S)
-        progress(_snapshot(state, final=False))
+class _ProgressReporter:
+    """A task that calls ``progress`` every PROGRESS_INTERVAL_S while the load runs.
+
+    A callback that raises stops the load: the reporter keeps the exception and cancels the task
+    that runs the load, which raises it in place of the cancellation.
+    """
+
+    def __init__(self, state: _RunState, progress: ProgressCallback) -> None:
+        self.error: Exception | None = None
+        self._load_task = asyncio.current_task()
+        self._task = asyncio.create_task(self._report(state, progress))
+
+    def cancel(self) -> None:
+        self._task.cancel()
+
+    async def _report(self, state: _RunState, progress: ProgressCallback) -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_INTERVAL_S)
+            try:
+                progress(_snapshot(state, final=False))
+            except Exception as exc:
+                self.error = exc
+                if self._load_task is not None:
+                    self._load_task.cancel()
+                return
 
 
 def _snapshot(state: _RunState, final: bool) -> ProgressSnapshot:

@@ -1,11 +1,15 @@
 """The local backend starts real processes on loopback and leaves none behind."""
 
+import socket
 from pathlib import Path
 
 import httpx
 import pytest
 
+from harness.load.progress import ProgressSnapshot
+from harness.runner import RunSettings, run_scenario
 from harness.scenario.faults import DownToxic, LatencyToxic
+from harness.scenario.loader import load_scenario
 from harness.scenario.model import StackSpec, UpstreamSpec
 from harness.stack.errors import StackError
 from harness.stack.local import LocalStack
@@ -173,3 +177,57 @@ def test_toxiproxy_mode_needs_binary(tmp_path: Path, monkeypatch: pytest.MonkeyP
     stack = LocalStack(StackSpec(), tmp_path, fault_proxy="toxiproxy")
     with pytest.raises(StackError, match="needs toxiproxy-server on PATH"):
         stack.up()
+
+
+CRASHING_SCENARIO = """\
+version: 1
+name: crash-mid-fault
+load:
+  model: open
+  rate_per_s: 10
+  duration: 30s
+  requests: [{messages: [{role: user, content: hi}], max_tokens: 3}]
+faults:
+  - {at: 200ms, for: 60s, target: upstream.primary, toxic: {type: latency, latency: 100}}
+  - {at: 200ms, for: 60s, target: redis, action: pause}
+slo:
+  - {metric: error_rate, max: 0%}
+"""
+
+
+def process_state(pid: int) -> str:
+    """Return the state letter of /proc/PID/stat: T when stopped by a signal."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
+def test_crash_mid_fault_undoes_every_fault(tmp_path: Path) -> None:
+    path = tmp_path / "crash-mid-fault.yaml"
+    path.write_text(CRASHING_SCENARIO, encoding="utf-8")
+    loaded = load_scenario(path)
+    stack = LocalStack(loaded.scenario.stack, tmp_path / "stack", fault_proxy="embedded")
+
+    def crash_once_faults_are_on(snapshot: ProgressSnapshot) -> None:
+        if snapshot.elapsed_s > 1.0:
+            raise RuntimeError("the harness failed mid-fault")
+
+    try:
+        endpoints = stack.up()
+        settings = RunSettings(run_id="crash", reports_dir=tmp_path / "reports")
+        with pytest.raises(RuntimeError, match="mid-fault"):
+            run_scenario(loaded, stack, endpoints, settings, progress=crash_once_faults_are_on)
+        assert stack.front is not None
+        proxies = stack.front.client.proxies()
+        redis_pid = stack.services["redis"].process.pid
+        assert redis_pid is not None
+        assert {name: proxy.toxics for name, proxy in proxies.items()} == {name: () for name in proxies}
+        assert process_state(redis_pid) != "T"
+        assert chat(endpoints).status_code == 200
+        proxy_address = endpoints.proxies["redis"]
+        pids = stack.pids()
+    finally:
+        stack.down()
+    assert [pid for pid in pids if pid_alive(pid)] == []
+    host, port = proxy_address.rsplit(":", 1)
+    with pytest.raises(OSError):
+        socket.create_connection((host, int(port)), timeout=1).close()
