@@ -11,7 +11,8 @@ endif
 GATE_ARGS ?=
 TEST_ARGS ?=
 
-.PHONY: venv gate test lint format clean bench-deps bench
+.PHONY: venv gate test lint format clean bench-deps bench docker-engine docker-engine-stop offline-images \
+	image test-docker docker-clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -29,7 +30,7 @@ gate: venv
 
 # The whole test suite. pytest exits 5 when it collected no test; say so, since CI treats it as a failure.
 test: venv
-	@rc=0; $(BIN)/pytest $(TEST_ARGS) || rc=$$?; \
+	@rc=0; $(BIN)/pytest -m "not docker" $(TEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5)" >&2; fi; \
 	exit $$rc
 
@@ -52,6 +53,35 @@ bench-deps:
 # The load engine benchmark of docs/benchmarks.md; prints its results as JSON.
 bench: venv
 	$(BIN)/python benchmarks/load_engine.py
+
+# A Docker engine for the docker backend: the running one, else Debian's docker.io started with no
+# bridge network (as root). `make docker-engine-stop` stops it only if docker-engine started it.
+docker-engine:
+	bash .ci/docker-engine start
+
+docker-engine-stop:
+	bash .ci/docker-engine stop
+
+# The docker backend's images without a registry: a debootstrap Debian base (as root), then
+# target_service/Dockerfile and target_service/redis.Dockerfile built on it with --network none.
+# An image whose inputs did not change is reused.
+offline-images: venv
+	$(BIN)/python -m harness.stack.images
+
+# The gateway image from target_service/Dockerfile on its default base, for machines with a registry.
+image:
+	docker build --file target_service/Dockerfile --tag slogate-gateway:latest .
+
+# The docker backend's tests; they need an engine (make docker-engine) and the images (make offline-images).
+test-docker: venv
+	@rc=0; $(BIN)/pytest -m docker tests/docker $(TEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test-docker: pytest collected no tests (exit 5)" >&2; fi; \
+	exit $$rc
+
+# Remove every container the docker backend left behind (after a killed run), or one run's with
+# DOCKER_RUN_ID=ID.
+docker-clean: venv
+	$(BIN)/python -m harness.stack.docker clean $(if $(DOCKER_RUN_ID),--run-id $(DOCKER_RUN_ID))
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
