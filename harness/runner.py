@@ -39,7 +39,7 @@ from harness.slo.evaluate import SLOVerdict, evaluate_slo, request_objectives, t
 from harness.stack.base import Endpoints, StackBackend
 from harness.stack.errors import StackError
 
-BACKENDS = ("local", "external")
+BACKENDS = ("local", "docker", "external")
 MAX_DURATION_SCALE = 1000.0
 
 
