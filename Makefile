@@ -12,7 +12,7 @@ GATE_ARGS ?=
 TEST_ARGS ?=
 
 .PHONY: venv gate test lint format clean bench-deps bench docker-engine docker-engine-stop offline-images \
-	image test-docker docker-clean
+	image test-docker docker-clean promote
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -77,6 +77,12 @@ test-docker: venv
 	@rc=0; $(BIN)/pytest -m docker tests/docker $(TEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test-docker: pytest collected no tests (exit 5)" >&2; fi; \
 	exit $$rc
+
+# Push the gated gateway image to a registry: make promote PROMOTE_IMAGE=registry.example.com/slogate-gateway:1.2.3
+promote:
+	@test -n "$(PROMOTE_IMAGE)" || { echo "make promote: set PROMOTE_IMAGE to the registry reference to push, such as registry.example.com/slogate-gateway:1.2.3" >&2; exit 2; }
+	docker tag slogate-gateway:latest $(PROMOTE_IMAGE)
+	docker push $(PROMOTE_IMAGE)
 
 # Remove every container the docker backend left behind (after a killed run), or one run's with
 # DOCKER_RUN_ID=ID.

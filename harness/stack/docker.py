@@ -489,7 +489,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     filters = label_filters(labels)
     names = [container.name for container in client.containers.list(all=True, filters=filters)]
     problems = remove_labelled(client, labels)
-    print(f"docker clean: removed {len(names) - len(problems)} container(s) {' '.join(map(str, names))}")
+    removed = len(names) - len(problems)
+    print(
+        f"docker clean: removed {removed} container(s)" + (f": {' '.join(map(str, names))}" if names else "")
+    )
     for problem in problems:
         print(f"docker clean: {problem}", file=sys.stderr)
     return 1 if problems else 0
