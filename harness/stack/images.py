@@ -56,6 +56,7 @@ BASE_ENVIRONMENT = (
     "LANG=C.UTF-8",
 )
 DIGEST_CHARS = 16
+APT_ENVIRONMENT = {"DEBIAN_FRONTEND": "noninteractive"}
 MAX_WHEEL_ROUNDS = 10
 MISSING_DISTRIBUTION = re.compile(r"No matching distribution found for (\S[^\n]*)")
 
@@ -196,12 +197,11 @@ class OfflineImageBuilder:
         return image
 
     def debootstrap(self, rootfs: Path) -> None:
-        if shutil.which("debootstrap") is None:
-            raise ImageBuildError(
-                "debootstrap is not installed; install it with 'apt-get install debootstrap' (as root)"
-            )
         if os.geteuid() != 0:
             raise ImageBuildError("debootstrap needs root to build the base image; run this as root")
+        if shutil.which("debootstrap") is None:
+            say("debootstrap is not installed; installing Debian's debootstrap with apt-get")
+            install_debian_package("debootstrap")
         if rootfs.exists():
             shutil.rmtree(rootfs)
         rootfs.parent.mkdir(parents=True, exist_ok=True)
@@ -329,6 +329,11 @@ class OfflineImageBuilder:
         return result.returncode == 0
 
 
+def install_debian_package(package: str) -> None:
+    run(["apt-get", "update", "-qq"])
+    run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", package], environment=APT_ENVIRONMENT)
+
+
 def trim_rootfs(rootfs: Path) -> None:
     for relative in TRIMMED_PATHS:
         folder = rootfs / relative
@@ -373,9 +378,15 @@ def copy_redis_binaries(root: Path) -> list[Path]:
     return copies
 
 
-def run(argv: Sequence[str], cwd: Path | None = None, stdin: IO[bytes] | None = None) -> None:
+def run(
+    argv: Sequence[str],
+    cwd: Path | None = None,
+    stdin: IO[bytes] | None = None,
+    environment: dict[str, str] | None = None,
+) -> None:
     say("$ " + " ".join(argv))
-    result = subprocess.run(list(argv), cwd=cwd, stdin=stdin, check=False)
+    env = {**os.environ, **environment} if environment else None
+    result = subprocess.run(list(argv), cwd=cwd, stdin=stdin, env=env, check=False)
     if result.returncode != 0:
         raise ImageBuildError(f"{argv[0]} {argv[1]} failed with exit code {result.returncode}")
 
