@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,9 +15,11 @@ from docker.models.containers import Container
 
 from harness.scenario.faults import LatencyToxic
 from harness.scenario.model import StackSpec, UpstreamSpec
+from harness.stack import docker as docker_backend
 from harness.stack.docker import LABEL_RUN_ID, LABEL_SERVICE, LABEL_STACK, DockerStack
 from harness.stack.errors import StackError
 from harness.stack.images import DockerImages
+from harness.stack.process import free_loopback_port
 from tests.docker.conftest import SuiteRecord, listening_addresses
 
 pytestmark = pytest.mark.docker
@@ -204,3 +208,33 @@ def test_docker_missing_image_names_fix(tmp_path: Path, docker_client: docker.Do
         stack.up()
     assert "slogate-gateway:no-such-tag" in str(caught.value)
     assert docker_client.containers.list(all=True, filters={"label": f"{LABEL_RUN_ID}=missing-image"}) == []
+
+
+def test_docker_taken_port_retried_elsewhere(
+    tmp_path: Path,
+    docker_images: DockerImages,
+    docker_client: docker.DockerClient,
+    suite_record: SuiteRecord,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    taken = socket.create_server(("127.0.0.1", 0))
+    taken_port = taken.getsockname()[1]
+    picks = iter([taken_port])
+    monkeypatch.setattr(
+        docker_backend, "free_loopback_port", lambda: next(picks, None) or free_loopback_port()
+    )
+    stack = DockerStack(StackSpec(), tmp_path, run_id=suite_record.run_id("taken-port"), images=docker_images)
+    try:
+        stack.up()
+        assert stack.services["redis"].port != taken_port
+        assert stack.is_healthy()
+        names = [
+            entry["name"] for entry in json.loads((tmp_path / "containers.json").read_text())["containers"]
+        ]
+        assert names.count("redis") == 2
+        assert len(_stack_containers(docker_client, stack)) == 4
+    finally:
+        taken.close()
+        suite_record.ports.update(stack.ports())
+        stack.down()
+    assert _stack_containers(docker_client, stack) == []
