@@ -11,8 +11,8 @@ endif
 GATE_ARGS ?=
 TEST_ARGS ?=
 
-.PHONY: venv gate test lint format clean bench-deps bench docker-engine docker-engine-stop offline-images \
-	image test-docker docker-clean promote
+.PHONY: venv gate test lint format clean bench-deps bench browser screenshot docker-engine \
+	docker-engine-stop offline-images image test-docker docker-clean promote
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -28,7 +28,8 @@ venv: $(STAMP)
 gate: venv
 	$(BIN)/slogate run scenarios/ --run-id $(RUN_ID) --junitxml reports/$(RUN_ID)/junit.xml $(GATE_ARGS)
 
-# The whole test suite. pytest exits 5 when it collected no test; say so, since CI treats it as a failure.
+# The whole test suite but the docker backend's tests (make test-docker). pytest exits 5 when it
+# collected no test; say so, since CI treats it as a failure.
 test: venv
 	@rc=0; $(BIN)/pytest -m "not docker" $(TEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5)" >&2; fi; \
@@ -53,6 +54,19 @@ bench-deps:
 # The load engine benchmark of docs/benchmarks.md; prints its results as JSON.
 bench: venv
 	$(BIN)/python benchmarks/load_engine.py
+
+# Headless Chromium from Debian, for the report screenshot test (tests/e2e/test_report_browser.py);
+# installs a system package with apt-get, so it needs root. `make test` does not need it: that
+# test skips where chromium is absent, as on CI.
+browser:
+	@echo "installing Debian's chromium package with apt-get (needs root)"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+# Run a short fault scenario and take a screenshot of its report.html with headless Chromium.
+screenshot: venv
+	SLOGATE_SCREENSHOT_DIR=reports/screenshots $(BIN)/pytest tests/e2e/test_report_browser.py -p no:cacheprovider
+	@echo "screenshot: reports/screenshots/report.png"
 
 # A Docker engine for the docker backend: the running one, else Debian's docker.io started with no
 # bridge network (as root). `make docker-engine-stop` stops it only if docker-engine started it.

@@ -1,4 +1,4 @@
-"""The ``slogate`` command: run, validate and describe scenarios.
+"""The ``slogate`` command: run, validate and describe scenarios; compare runs and rebuild reports.
 
 ``slogate run`` wraps pytest with the slogate plugin, so its exit status is pytest's:
 0 when every blocking gate passed, 1 when one failed, and pytest's other codes otherwise.
@@ -15,9 +15,15 @@ from pathlib import Path
 
 from harness.faults.cli import add_arguments as add_fault_proxy_arguments
 from harness.faults.cli import run as run_fault_proxy
-from harness.reports.schema import summary_json_schema
+from harness.metrics.definitions import format_metric_value
+from harness.reports.baseline import BaselineError, RunSide, compare_scenario, load_summary
+from harness.reports.explain import describe_delta, format_change
+from harness.reports.html import phase_label, write_html_report
+from harness.reports.schema import ScenarioReport, summary_json_schema
+from harness.reports.tables import format_text_table, render_markdown
 from harness.runner import BACKENDS, new_run_id
 from harness.scenario.errors import ScenarioError
+from harness.scenario.gates import BaselineSpec
 from harness.scenario.loader import duplicate_name_problem, find_scenario_files, load_scenario
 from harness.scenario.schema import scenario_json_schema
 from harness.stack.fault_proxy import FAULT_PROXY_MODES
@@ -88,6 +94,35 @@ def _parser() -> argparse.ArgumentParser:
         help="how long each stack service may take to become ready",
     )
 
+    run.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="compare every objective with an earlier run (its folder or summary.json)",
+    )
+    run.add_argument(
+        "--baseline-gate",
+        choices=("block", "warn"),
+        default=None,
+        help="block: a regression fails the run; warn: it is only reported (default: each scenario's "
+        "baseline.gate, else its gate)",
+    )
+
+    compare = commands.add_parser(
+        "compare",
+        help="compare two runs objective by objective",
+        description="Compare CURRENT with BASELINE on both runs' raw samples, with the default "
+        "significance and tolerances. Exits 1 when a regression is found.",
+    )
+    compare.add_argument("baseline", type=Path, help="the earlier run: its folder or summary.json")
+    compare.add_argument("current", type=Path, help="the run to judge: its folder or summary.json")
+
+    report = commands.add_parser(
+        "report", help="rebuild report.html and summary.md of a run from its stored data"
+    )
+    report.add_argument("run", type=Path, help="the run folder, or its summary.json")
+
     validate = commands.add_parser("validate", help="check scenario files without running them")
     validate.add_argument("paths", nargs="+", type=Path, help="scenario files or folders")
 
@@ -124,6 +159,10 @@ def _pytest_args(args: argparse.Namespace, files: Sequence[Path], extra: Sequenc
         pytest_args.append(f"--target-url={args.target_url}")
     if args.api_key is not None:
         pytest_args.append(f"--api-key={args.api_key}")
+    if args.baseline is not None:
+        pytest_args.append(f"--baseline={args.baseline}")
+    if args.baseline_gate is not None:
+        pytest_args.append(f"--baseline-gate={args.baseline_gate}")
     if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
         pytest_args += ["-p", "harness.plugin"]
     return pytest_args
@@ -174,6 +213,86 @@ def command_validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+COMPARE_HEADERS = (
+    "scenario",
+    "objective",
+    "phase",
+    "baseline (n)",
+    "current (n)",
+    "change",
+    "p-value",
+    "effect",
+    "result",
+)
+
+
+def _comparison_rows(report: ScenarioReport) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    for slo in report.slos:
+        delta = slo.baseline
+        if delta is None:
+            continue
+        phase = phase_label(slo)
+        rows.append(
+            (
+                report.name,
+                slo.name,
+                phase,
+                f"{format_metric_value(slo.metric, delta.baseline_value)} ({delta.baseline_samples})",
+                f"{format_metric_value(slo.metric, delta.current_value)} ({delta.current_samples})",
+                format_change(delta),
+                "-" if delta.p_value is None else f"{delta.p_value:.3g}",
+                "-" if delta.effect_size is None else f"{delta.effect_size:+.2f}",
+                delta.status.replace("_", " ").upper(),
+            )
+        )
+    return rows
+
+
+def command_compare(args: argparse.Namespace) -> int:
+    try:
+        baseline, baseline_dir = load_summary(args.baseline)
+        current, current_dir = load_summary(args.current)
+    except BaselineError as exc:
+        print(f"slogate compare: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    source = str(baseline_dir / "summary.json")
+    rows: list[tuple[str, ...]] = []
+    regressions = 0
+    for report in current.scenarios:
+        previous = next((s for s in baseline.scenarios if s.name == report.name), None)
+        if previous is None or report.measurements is None or previous.measurements is None:
+            print(f"{report.name}: not compared: not measured in both runs", file=sys.stderr)
+            continue
+        try:
+            sides = RunSide.read(report, current_dir), RunSide.read(previous, baseline_dir)
+        except BaselineError as exc:
+            print(f"{report.name}: not compared: {exc}", file=sys.stderr)
+            continue
+        compared = compare_scenario(*sides, BaselineSpec(), "block", source, baseline.run_id)
+        rows += _comparison_rows(compared)
+        regressions += len(compared.baseline.regressions) if compared.baseline else 0
+        for slo in compared.slos:
+            if slo.baseline is not None and slo.baseline.status == "regression":
+                print(f"regression: {report.name}: {slo.name}: {describe_delta(slo)}", file=sys.stderr)
+    for line in format_text_table(COMPARE_HEADERS, rows):
+        print(line)
+    print(f"{regressions} regression(s) against baseline run {baseline.run_id}")
+    return 1 if regressions else 0
+
+
+def command_report(args: argparse.Namespace) -> int:
+    try:
+        summary, run_dir = load_summary(args.run)
+    except BaselineError as exc:
+        print(f"slogate report: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    (run_dir / "summary.md").write_text(render_markdown(summary), encoding="utf-8")
+    html = write_html_report(summary, run_dir)
+    print(f"wrote {run_dir / 'summary.md'} and {html}")
+    return 0
+
+
 def command_schema(args: argparse.Namespace) -> int:
     schema = summary_json_schema() if args.report else scenario_json_schema()
     print(json.dumps(schema, indent=args.indent))
@@ -191,6 +310,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return command_validate(args)
     if args.command == "fault-proxy":
         return run_fault_proxy(args)
+    if args.command == "compare":
+        return command_compare(args)
+    if args.command == "report":
+        return command_report(args)
     return command_schema(args)
 
 

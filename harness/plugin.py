@@ -19,12 +19,21 @@ from typing import Any
 import pytest
 
 from harness.load.progress import ProgressPrinter
-from harness.reports.explain import blocking_failures, describe_failed_scenario, describe_slo
+from harness.reports.baseline import BaselineError, RunSide, compare_scenario, load_summary, missing_baseline
+from harness.reports.explain import (
+    baseline_problems,
+    blocking_baseline_problems,
+    blocking_failures,
+    describe_failed_scenario,
+    describe_slo,
+)
+from harness.reports.html import write_html_report
 from harness.reports.schema import RunSummary, ScenarioReport
 from harness.reports.summary import build_summary, scenario_report
 from harness.reports.tables import SLO_HEADERS, format_text_table, slo_rows
 from harness.reports.writers import update_latest_link, write_summary
 from harness.runner import BACKENDS, RunSettings, ScenarioResult, new_run_id, run_scenario, scaled
+from harness.scenario.base import GateMode
 from harness.scenario.errors import ScenarioError
 from harness.scenario.loader import SCENARIO_SUFFIXES, LoadedScenario, duplicate_name_problem, load_scenario
 from harness.scenario.stack import StackSpec
@@ -35,6 +44,39 @@ from harness.stack.fault_proxy import FAULT_PROXY_MODES, FaultProxyMode
 from harness.stack.images import DEFAULT_GATEWAY_IMAGE, DEFAULT_REDIS_IMAGE, DockerImages
 from harness.stack.local import DEFAULT_READY_TIMEOUT_S, LocalStack
 from harness.stack.pool import StackPool
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A previous run that scenarios are compared with."""
+
+    summary: RunSummary
+    run_dir: Path
+    source: str
+
+    @classmethod
+    def load(cls, path: Path) -> Baseline:
+        summary, run_dir = load_summary(path)
+        return cls(summary, run_dir, str(run_dir / "summary.json"))
+
+    def compare(
+        self, report: ScenarioReport, run_dir: Path, loaded: LoadedScenario, gate: GateMode | None
+    ) -> ScenarioReport:
+        """Return ``report`` with every objective compared with this baseline's run of the scenario."""
+        scenario = loaded.scenario
+        gate = gate or scenario.baseline.gate or scenario.gate
+        run_id = self.summary.run_id
+        if report.error is not None or report.measurements is None:
+            return report
+        previous = next((s for s in self.summary.scenarios if s.name == report.name), None)
+        if previous is None or previous.measurements is None:
+            reason = f"the baseline run {run_id} has no measured scenario {report.name!r}"
+            return missing_baseline(report, self.source, run_id, gate, reason)
+        try:
+            current, before = RunSide.read(report, run_dir), RunSide.read(previous, self.run_dir)
+        except BaselineError as exc:
+            return missing_baseline(report, self.source, run_id, gate, str(exc))
+        return compare_scenario(current, before, scenario.baseline, gate, self.source, run_id)
 
 
 @dataclass
@@ -54,6 +96,9 @@ class HarnessRun:
     """YAML files outside the scenario folders, which pytest therefore did not collect."""
     summary: RunSummary | None = None
     summary_path: Path | None = None
+    baseline: Baseline | None = None
+    baseline_gate: GateMode | None = None
+    """Overrides each scenario's baseline gate when set (--baseline-gate)."""
 
     @property
     def run_dir(self) -> Path:
@@ -158,6 +203,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="IMAGE",
         help=f"With --backend docker: Redis image, never pulled (default: {DEFAULT_REDIS_IMAGE}).",
     )
+    group.addoption(
+        "--baseline",
+        default=None,
+        metavar="PATH",
+        help="Compare every objective with this earlier run (its folder or summary.json) and flag "
+        "significant regressions (no default).",
+    )
+    group.addoption(
+        "--baseline-gate",
+        default=None,
+        choices=("block", "warn"),
+        help="block: a regression fails the run; warn: it is only reported. Default: each scenario's "
+        "baseline.gate, else its gate.",
+    )
     parser.addini(
         "slogate_scenario_dirs",
         type="paths",
@@ -186,9 +245,17 @@ def pytest_configure(config: pytest.Config) -> None:
             "fault proxy from the gateway image, so leave --fault-proxy at auto"
         )
     images = DockerImages(config.getoption("docker_image"), config.getoption("docker_redis_image"))
-    config.stash[RUN_KEY] = HarnessRun(
+    run = HarnessRun(
         settings, config.getoption("stack_ready_timeout"), fault_proxy=fault_proxy, docker_images=images
     )
+    baseline = config.getoption("baseline")
+    if baseline is not None:
+        try:
+            run.baseline = Baseline.load(Path(baseline))
+        except BaselineError as exc:
+            raise pytest.UsageError(f"--baseline: {exc}") from None
+    run.baseline_gate = config.getoption("baseline_gate")
+    config.stash[RUN_KEY] = run
 
 
 def _named_on_command_line(config: pytest.Config, file_path: Path) -> bool:
@@ -323,7 +390,11 @@ class ScenarioItem(pytest.Function):
             self.user_properties.append((f"check: {check.name}", f"{check.status}: {check.detail}"))
             if check.status != "pass" and check.gate == "warn":
                 warnings.warn(SLOWarning(f"{self.name}: check {check.name}: {check.detail}"), stacklevel=1)
-        if blocking_failures(report):
+        for problem in baseline_problems(report):
+            self.user_properties.append(("baseline", problem))
+            if report.baseline is not None and report.baseline.gate == "warn":
+                warnings.warn(SLOWarning(f"{self.name}: {problem}"), stacklevel=1)
+        if blocking_failures(report) or blocking_baseline_problems(report):
             raise ScenarioFailed(report)
 
     def _failed_run(self, run: HarnessRun, started_at: datetime, error: str) -> ScenarioResult:
@@ -338,6 +409,8 @@ class ScenarioItem(pytest.Function):
 
     def _record(self, run: HarnessRun, result: ScenarioResult) -> ScenarioReport:
         report = scenario_report(result, run.run_dir, result.requests_file)
+        if run.baseline is not None:
+            report = run.baseline.compare(report, run.run_dir, self.loaded, run.baseline_gate)
         run.reports.append(report)
         return report
 
@@ -378,6 +451,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     run.summary = build_summary(run.settings, run.started_at, run.reports, errors)
     run.summary_path, _ = write_summary(run.summary, run.run_dir)
+    write_html_report(run.summary, run.run_dir)
     update_latest_link(run.run_dir)
 
 
@@ -407,4 +481,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
             terminalreporter.write_line(line, green=passed, yellow=warned, red=not passed and not warned)
     for error in summary.errors:
         terminalreporter.write_line(f"error: {error.splitlines()[0]}", red=True)
-    terminalreporter.write_line(f"reports: {run.summary_path} (and summary.md beside it)")
+    for scenario in summary.scenarios:
+        for problem in baseline_problems(scenario):
+            blocking = scenario.baseline is not None and scenario.baseline.gate == "block"
+            terminalreporter.write_line(f"baseline: {problem}", red=blocking, yellow=not blocking)
+    terminalreporter.write_line(f"reports: {run.summary_path} (and summary.md and report.html beside it)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +17,8 @@ from pathlib import Path
 import uvloop
 
 from harness.checks.evaluate import CheckCollector, CheckVerdict, RetryTarget, collector_for, evaluate_checks
+from harness.cost.compute import CostAccumulator, RunCost
+from harness.cost.prices import price_table
 from harness.faults.timeline import FaultEvent, FaultThread
 from harness.load.engine import (
     CHAT_COMPLETIONS_PATH,
@@ -29,13 +31,18 @@ from harness.load.engine import (
 from harness.load.sweep import find_capacity
 from harness.metrics.records import RequestRecord
 from harness.metrics.series import SeriesBuilder, write_series_csv
+from harness.metrics.stored import read_requests_csv
 from harness.metrics.summary import Measurements, MeasurementsBuilder
 from harness.reports.schema import Verdict
-from harness.reports.writers import RequestsCSV
+from harness.reports.scrape import scrape_metrics
+from harness.reports.writers import RequestsCSV, write_requests_parquet
 from harness.scenario.faults import FaultSpec
 from harness.scenario.loader import LoadedScenario
 from harness.scenario.model import Scenario
-from harness.slo.evaluate import SLOVerdict, evaluate_slo, request_objectives, trust_verdict
+from harness.scenario.slo import AnySLO
+from harness.slo.evaluate import SLOContext, SLOVerdict, evaluate_slo, request_objectives, trust_verdict
+from harness.slo.phases import PhaseMeasurements, measure_phases
+from harness.slo.recovery import Outcome, Recovery, measure_recovery
 from harness.stack.base import Endpoints, StackBackend
 from harness.stack.errors import StackError
 
@@ -94,6 +101,7 @@ class Trial:
     """Whether the load generator kept its schedule; a trial where it did not cannot pass."""
     requests_file: Path
     series_file: Path
+    cost: RunCost | None = None
 
     @property
     def passed(self) -> bool:
@@ -129,6 +137,12 @@ class ScenarioResult:
     requests_file: Path | None = None
     series_file: Path | None = None
     sweep: SweepOutcome | None = None
+    cost: RunCost | None = None
+    phases: PhaseMeasurements | None = None
+    recoveries: list[Recovery] = field(default_factory=list)
+    requests_parquet: Path | None = None
+    metrics_files: dict[str, Path] = field(default_factory=dict)
+    """Gateway /metrics text scraped at the end of the scenario, by replica name."""
 
     @property
     def all_verdicts(self) -> list[SLOVerdict]:
@@ -181,6 +195,10 @@ def run_scenario(
         runner.sweep(result)
     else:
         runner.single(result)
+    metrics_dir = settings.run_dir / "metrics" / scenario.name
+    result.metrics_files = scrape_metrics(endpoints.metrics_urls, metrics_dir)
+    if result.requests_file is not None:
+        result.requests_parquet = write_requests_parquet(result.requests_file)
     result.finished_at = datetime.now(UTC)
     return result
 
@@ -222,7 +240,16 @@ class _ScenarioRunner:
         _align_fault_times(result.faults, faults.origin, trial.load.origin)
         result.load, result.measurements = trial.load, trial.measurements
         result.requests_file, result.series_file = trial.requests_file, trial.series_file
-        result.verdicts, result.trust = trial.verdicts, trial.trust
+        result.trust, result.cost = trial.trust, trial.cost
+        if result.faults:
+            result.phases, result.recoveries = self.analyse_faults(result)
+        context = SLOContext(
+            phases=result.phases,
+            recoveries=result.recoveries,
+            cost=trial.cost,
+            fault_names=[event.spec.name for event in result.faults],
+        )
+        result.verdicts = self.judge(trial.measurements, context)
         result.checks = self.judge_checks(collector, trial.load)
 
     def perform_fault(self, fault: FaultSpec) -> Callable[[], None]:
@@ -231,6 +258,26 @@ class _ScenarioRunner:
             return self.backend.apply_toxic(fault.target, fault.toxic)
         assert fault.action is not None
         return self.backend.apply_fault(fault.target, fault.action)
+
+    def analyse_faults(self, result: ScenarioResult) -> tuple[PhaseMeasurements, list[Recovery]]:
+        """Measure each fault's phases and recovery from the stored records, read back in one pass."""
+        requests_file = result.requests_file
+        assert requests_file is not None
+        outcomes: list[Outcome] = []
+
+        def measured() -> Iterator[RequestRecord]:
+            for record in read_requests_csv(requests_file):
+                if not record.warmup:
+                    outcomes.append(Outcome.of(record))
+                    yield record
+
+        phases = measure_phases(measured(), result.faults, request_objectives(self.scenario.slo))
+        outcomes.sort(key=lambda outcome: outcome.start_s)
+        recoveries = [
+            measure_recovery(position, event, outcomes, self.scenario.recovery)
+            for position, event in enumerate(result.faults)
+        ]
+        return phases, recoveries
 
     def judge_checks(self, collector: CheckCollector, load: LoadResult) -> list[CheckVerdict]:
         scenario = self.scenario
@@ -265,7 +312,7 @@ class _ScenarioRunner:
         result.load, result.measurements = shown.load, shown.measurements
         result.requests_file, result.series_file = shown.requests_file, shown.series_file
         result.verdicts = shown.verdicts + self.judge_capacity(shown.measurements, search.passing)
-        result.trust = shown.trust
+        result.trust, result.cost = shown.trust, shown.cost
 
     def measured_run(
         self, rate_per_s: float | None, suffix: str, collector: CheckCollector | None = None
@@ -276,11 +323,13 @@ class _ScenarioRunner:
         series_file = self.run_dir / "series" / f"{name}{suffix}.csv"
         builder = MeasurementsBuilder(request_objectives(self.scenario.slo))
         series = SeriesBuilder(self.scenario.load.warmup)
+        cost = self.cost_accumulator()
         with RequestsCSV(requests_file) as requests_csv:
 
             def sink(record: RequestRecord) -> None:
                 builder.add(record)
                 series.add(record)
+                cost.add(record)
                 requests_csv.write(record)
                 if collector is not None:
                     collector.add(record)
@@ -292,18 +341,35 @@ class _ScenarioRunner:
             rate_per_s=rate_per_s or 0.0,
             load=load,
             measurements=measurements,
-            verdicts=self.judge(measurements),
+            verdicts=self.judge(measurements, SLOContext(cost=cost.cost)),
             trust=trust_verdict(measurements, self.scenario.load.max_send_lag_p99, self.scenario.gate),
             requests_file=requests_file,
             series_file=series_file,
+            cost=cost.cost,
         )
 
-    def judge(self, measurements: Measurements) -> list[SLOVerdict]:
+    def cost_accumulator(self) -> CostAccumulator:
+        prices = price_table(self.scenario.cost.prices if self.scenario.cost else {})
+        kind_models = [request.model or self.target.default_model for request in self.scenario.load.requests]
+        return CostAccumulator(prices, kind_models)
+
+    def objectives(self) -> list[tuple[AnySLO, int | None]]:
+        """Return every objective with its line: the slo list, then the cost section's limits."""
+        listed: list[tuple[AnySLO, int | None]] = [
+            (slo, self.loaded.line_of("slo", position)) for position, slo in enumerate(self.scenario.slo)
+        ]
+        for slo, location in self.scenario.cost_objectives():
+            listed.append((slo, self.loaded.line_of(*location)))
+        return listed
+
+    def judge(self, measurements: Measurements, context: SLOContext) -> list[SLOVerdict]:
         """Judge every objective but capacity, which only the whole sweep can show."""
         scenario = self.scenario
         return [
-            evaluate_slo(slo, measurements, scenario.gate, self.loaded.line_of("slo", position))
-            for position, slo in enumerate(scenario.slo)
+            evaluate_slo(
+                slo, measurements, scenario.gate, line, context=context, fault=scenario.fault_index(slo.fault)
+            )
+            for slo, line in self.objectives()
             if slo.metric != "capacity"
         ]
 
@@ -332,3 +398,4 @@ def _align_fault_times(events: list[FaultEvent], fault_origin: float, load_origi
     for event in events:
         event.applied_at_s = None if event.applied_at_s is None else event.applied_at_s - shift
         event.removed_at_s = None if event.removed_at_s is None else event.removed_at_s - shift
+        event.restored_at_s = None if event.restored_at_s is None else event.restored_at_s - shift

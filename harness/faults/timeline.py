@@ -22,6 +22,10 @@ class FaultEvent:
     spec: FaultSpec
     applied_at_s: float | None = None
     removed_at_s: float | None = None
+    """When the undo began, at the planned end: recovery time counts from here, so a service that
+    is slow to come back (a restart waiting for readiness) shows it."""
+    restored_at_s: float | None = None
+    """When the undo finished, for example when a restarted service was ready again."""
     error: str | None = None
 
 
@@ -39,8 +43,9 @@ async def run_faults(faults: Sequence[FaultSpec], apply: ApplyFault, origin: flo
         undo[position] = await asyncio.to_thread(apply, event.spec)
         event.applied_at_s = time.monotonic() - origin
         await _sleep_until(origin + event.spec.at + event.spec.duration)
-        await asyncio.to_thread(undo.pop(position))
         event.removed_at_s = time.monotonic() - origin
+        await asyncio.to_thread(undo.pop(position))
+        event.restored_at_s = time.monotonic() - origin
 
     try:
         async with asyncio.TaskGroup() as group:
@@ -50,9 +55,10 @@ async def run_faults(faults: Sequence[FaultSpec], apply: ApplyFault, origin: flo
         raise failures.exceptions[0] from None
     finally:
         for position in list(undo):
+            events[position].removed_at_s = time.monotonic() - origin
             with contextlib.suppress(Exception):
                 undo.pop(position)()
-            events[position].removed_at_s = time.monotonic() - origin
+            events[position].restored_at_s = time.monotonic() - origin
     return events
 
 

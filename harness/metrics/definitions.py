@@ -6,6 +6,7 @@ evaluation and the reports, so a name that is not here is rejected when a scenar
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -19,6 +20,10 @@ class MetricKind(StrEnum):
     """Events per second over the measured window; thresholds are rates."""
     REQUEST_RATE = "request_rate"
     """A per-request rate summarised by a percentile; thresholds are rates."""
+    DURATION = "duration"
+    """One duration per fault, such as its recovery time; thresholds are durations."""
+    COST = "cost"
+    """An amount in US dollars; thresholds are amounts."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,12 @@ METRICS: dict[str, MetricDefinition] = {
             "or a dropped request. 429s count apart, in rate_limited.",
         ),
         MetricDefinition(
+            "availability",
+            MetricKind.RATIO,
+            "%",
+            "Successful requests over the requests that were not rate-limited: 1 - error_rate.",
+        ),
+        MetricDefinition(
             "rate_limited",
             MetricKind.RATIO,
             "%",
@@ -137,6 +148,25 @@ METRICS: dict[str, MetricDefinition] = {
             "req/s",
             "Sweep only: the highest arrival rate whose trial met every other objective.",
         ),
+        MetricDefinition(
+            "recovery_time",
+            MetricKind.DURATION,
+            "ms",
+            "Per fault: from its removal until the rolling error rate and p95 E2E latency are back "
+            "inside the band of the phase before it.",
+        ),
+        MetricDefinition(
+            "cost_per_1k_requests",
+            MetricKind.COST,
+            "USD",
+            "Token cost of 1000 requests at the scenario's prices; cache hits cost nothing.",
+        ),
+        MetricDefinition(
+            "cost_total",
+            MetricKind.COST,
+            "USD",
+            "Token cost of every measured request at the scenario's prices; cache hits cost nothing.",
+        ),
     )
 }
 
@@ -154,13 +184,25 @@ def format_latency_ms(value_ms: float) -> str:
     return f"{value_ms / 1000:.4g}s"
 
 
+def format_usd(value: float) -> str:
+    """Format dollars with two decimals from $1 up and three significant digits below."""
+    if value == 0:
+        return "$0"
+    if abs(value) >= 1:
+        return f"${value:,.2f}"
+    decimals = max(2, 2 - math.floor(math.log10(abs(value))))
+    return f"${value:.{decimals}f}"
+
+
 def format_metric_value(metric: str, value: float | None) -> str:
-    """Format a value in the metric's report unit (ms, fraction, per second) for people."""
+    """Format a value in the metric's report unit (ms, fraction, per second, USD) for people."""
     if value is None:
         return "no data"
     kind = METRICS[metric].kind
-    if kind is MetricKind.LATENCY:
+    if kind in (MetricKind.LATENCY, MetricKind.DURATION):
         return format_latency_ms(value)
+    if kind is MetricKind.COST:
+        return format_usd(value)
     if kind is MetricKind.RATIO:
         return f"{value * 100:.4g}%"
     if METRICS[metric].unit == "tokens/s":

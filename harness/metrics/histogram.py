@@ -85,6 +85,32 @@ class LatencyHistogram:
         value_us = float(histogram.get_highest_equivalent_value(histogram.get_value_from_index(index)))
         return min(max(value_us / 1e6, self._min_s), self._max_s)
 
+    def count_beyond(self, limit_s: float, comparator: str) -> int:
+        """Count samples above ``limit_s`` (comparator max) or below it (min), valued as percentile() does.
+
+        Each sample is taken at the value percentile() would report for it (its bucket's highest
+        equivalent value, clamped into [min, max]), so the share of samples within the limit
+        reaches p% exactly when the p-th percentile meets the limit.
+        """
+        if not self.count:
+            return 0
+        histogram = self._histogram
+        lowest = histogram.get_counts_array_index(_micros(self._min_s))
+        highest = histogram.get_counts_array_index(_micros(self._max_s))
+        beyond = 0
+        for offset, count in enumerate(histogram.counts[lowest : highest + 1]):
+            if not count:
+                continue
+            value = self._reported_value(lowest + offset)
+            if (value > limit_s) if comparator == "max" else (value < limit_s):
+                beyond += count
+        return beyond
+
+    def _reported_value(self, index: int) -> float:
+        histogram = self._histogram
+        value_us = float(histogram.get_highest_equivalent_value(histogram.get_value_from_index(index)))
+        return min(max(value_us / 1e6, self._min_s), self._max_s)
+
 
 def _micros(value_s: float) -> int:
     return int(min(max(round(value_s * 1e6), _LOWEST_US), _HIGHEST_US))

@@ -161,12 +161,24 @@ class RequestRecord:
         return max(value for value, _ in samples) if samples else None
 
     def to_dict(self) -> dict[str, Any]:
-        row = {name: getattr(self, name) for name in CSV_COLUMNS}
+        row = {name: getattr(self, name) for name in CSV_COLUMNS if name != CHUNK_OFFSETS_COLUMN}
         row["error_class"] = self.error_class.value if self.error_class else None
         row["token_source"] = self.token_source.value if self.token_source else None
         row["headers"] = json.dumps(self.headers) if self.headers else None
+        row[CHUNK_OFFSETS_COLUMN] = self.chunk_offsets_ms()
         return row
 
+    def chunk_offsets_ms(self) -> str | None:
+        """Return the content chunks' arrivals as milliseconds after the first, space-separated."""
+        if not self.chunk_times:
+            return None
+        first = self.chunk_times[0]
+        return " ".join(
+            f"{(arrived - first) * 1000:.3f}".rstrip("0").rstrip(".") for arrived in self.chunk_times
+        )
 
-CSV_COLUMNS = [f.name for f in fields(RequestRecord) if f.name != "chunk_times"]
-"""Columns of the per-request CSV: every record field but the chunk arrival times."""
+
+CHUNK_OFFSETS_COLUMN = "chunk_offsets_ms"
+CSV_COLUMNS = [f.name for f in fields(RequestRecord) if f.name != "chunk_times"] + [CHUNK_OFFSETS_COLUMN]
+"""Columns of the per-request CSV: every record field, with the chunk arrival times as offsets
+from the first content chunk (which arrived at ``first_token``), so ITL can be computed again."""

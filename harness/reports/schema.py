@@ -96,6 +96,57 @@ class MeasurementsReport(ReportModel):
     )
 
 
+class ErrorBudgetReport(ReportModel):
+    """An objective's error budget in one phase: bad occurrences against what the objective allows."""
+
+    objective: float = Field(description="The share of occurrences that must be good, such as 0.99.")
+    bad: int
+    total: int
+    allowed_bad: float = Field(description="(1 - objective) * total.")
+    burn_rate: float | None = Field(
+        description="Observed bad ratio / (1 - objective); null without data or at an objective of 100%."
+    )
+    remaining: float | None = Field(description="1 - burn_rate: the share of the budget left.")
+
+
+class PhaseBudgetReport(ErrorBudgetReport):
+    fault: int = Field(description="Position of the fault in the scenario's faults.")
+    phase: Literal["before", "during", "after"]
+
+
+class BaselineDelta(ReportModel):
+    """One objective compared with the baseline run's raw samples."""
+
+    method: Literal["mann-whitney", "bootstrap", "none"] = Field(
+        description="mann-whitney: latency and per-request rate samples; bootstrap: ratios, rates and "
+        "cost; none: a single value per run (recovery time, capacity), shown but not tested."
+    )
+    baseline_samples: int
+    current_samples: int
+    baseline_value: float | None = Field(description="The objective's value in the baseline, in `unit`.")
+    current_value: float | None
+    unit: str
+    change: float | None = Field(
+        description="Current minus baseline: relative (a fraction) for latencies, rates and cost, "
+        "absolute (percentage points as a fraction) for ratios."
+    )
+    change_kind: Literal["relative", "absolute"]
+    ci_low: float | None = Field(None, description="Bootstrap: 95% interval of `change`, low end.")
+    ci_high: float | None = Field(None, description="Bootstrap: 95% interval of `change`, high end.")
+    p_value: float | None = Field(
+        description="One-sided: the chance of a difference this large in the worse direction if nothing "
+        "changed. Mann-Whitney U test, or the bootstrap share of resamples that did not get worse."
+    )
+    effect_size: float | None = Field(
+        None,
+        description="Cliff's delta of current against baseline samples, in [-1, 1]: P(current > baseline) "
+        "- P(current < baseline); 0 is no shift.",
+    )
+    tolerance: float | None = Field(description="The change a regression must exceed, as `change` is.")
+    status: Literal["regression", "improvement", "no_change", "not_tested"]
+    note: str | None = None
+
+
 class SLOResult(ReportModel):
     name: str
     metric: str
@@ -108,6 +159,23 @@ class SLOResult(ReportModel):
     status: Literal["pass", "fail", "no_data"]
     gate: Literal["block", "warn"]
     line: int | None = Field(description="Line of the objective in the scenario file.")
+    phase: Literal["run", "before", "during", "after"] = Field(
+        "run", description="The requests judged: the whole run, or a phase of `fault`, by intended start."
+    )
+    fault: int | None = Field(None, description="The fault of the phase or recovery time, by position.")
+    objective: float | None = Field(
+        None, description="The share of good occurrences asked for, where the objective is a share."
+    )
+    burn_rate: float | None = Field(
+        None, description="Observed bad ratio / (1 - objective) in the objective's own phase."
+    )
+    error_budget: ErrorBudgetReport | None = None
+    phase_budgets: list[PhaseBudgetReport] = Field(
+        default_factory=list,
+        description="Run-wide objectives: the error budget in every phase of every fault.",
+    )
+    note: str | None = Field(None, description="Why a value is missing or what it means.")
+    baseline: BaselineDelta | None = Field(None, description="The comparison with the baseline run.")
 
 
 class CheckResult(ReportModel):
@@ -119,7 +187,36 @@ class CheckResult(ReportModel):
     line: int | None = Field(description="Line of the check in the scenario file.")
 
 
+class PhaseReport(ReportModel):
+    """The requests of one phase around a fault, by intended start."""
+
+    phase: Literal["before", "during", "after"]
+    start_s: float | None = Field(description="Window start on the records' clock; null: from the start.")
+    end_s: float | None = Field(description="Window end (exclusive); null: to the end of the load.")
+    requests: int
+    errors: int
+    rate_limited: int
+    error_rate: float | None
+    e2e_p95_ms: float | None
+    ttft_p95_ms: float | None
+
+
+class RecoveryReport(ReportModel):
+    """How long after the fault's removal errors and latency were back in the before phase's band."""
+
+    recovered: bool
+    recovery_time_ms: float | None = Field(description="Null when the run did not show recovery.")
+    window_s: float = Field(description="Length of the rolling window of intended starts.")
+    before_error_rate: float | None
+    before_e2e_p95_ms: float | None
+    max_error_rate: float | None = Field(description="The band's error rate limit.")
+    max_e2e_p95_ms: float | None = Field(description="The band's p95 E2E latency limit.")
+    after_requests: int
+    reason: str | None = Field(description="Why there is no recovery time.")
+
+
 class FaultReport(ReportModel):
+    name: str | None = None
     target: str
     action: str
     at_s: float = Field(description="Planned start, from the start of the load.")
@@ -127,7 +224,58 @@ class FaultReport(ReportModel):
     applied_at_s: float | None = Field(
         description="When it was applied, on the clock of the request records."
     )
-    removed_at_s: float | None = Field(description="When it was undone, on the same clock.")
+    removed_at_s: float | None = Field(
+        description="When its undo began (the planned end); the after phase and recovery time start here."
+    )
+    restored_at_s: float | None = Field(
+        None, description="When the undo finished, for example when a restarted service was ready again."
+    )
+    phases: list[PhaseReport] = Field(default_factory=list)
+    recovery: RecoveryReport | None = None
+
+
+class ModelCostReport(ReportModel):
+    model: str
+    input_usd_per_million_tokens: float | None
+    output_usd_per_million_tokens: float | None
+    price_source: str | None
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    cache_hits: int
+    cost_usd: float | None
+    saved_usd: float | None = Field(description="What the cache hits would have cost.")
+
+
+class CostReport(ReportModel):
+    """Token cost of the measured requests; cache hits cost nothing and count as saved."""
+
+    requests: int
+    total_usd: float | None = Field(description="Null when a model that served requests has no price.")
+    per_request_usd: float | None
+    per_1k_requests_usd: float | None
+    cache_hits: int
+    cache_saved_usd: float | None
+    token_method: Literal["usage", "counted", "mixed", "none"]
+    unpriced_models: list[str]
+    models: list[ModelCostReport]
+    request_models: list[str] = Field(
+        default_factory=list, description="The model of each request kind, by position in load.requests."
+    )
+
+
+class BaselineReport(ReportModel):
+    """The baseline's source and the settings of the comparison; each SLO carries its own delta."""
+
+    source: str = Field(description="The baseline's summary.json.")
+    run_id: str
+    gate: Literal["block", "warn"]
+    significance: float
+    latency_tolerance: float
+    ratio_tolerance: float
+    rate_tolerance: float
+    regressions: list[str] = Field(description="Names of the objectives that regressed.")
+    error: str | None = Field(None, description="Why no comparison was made, such as a scenario missing.")
 
 
 class StageReport(ReportModel):
@@ -204,6 +352,21 @@ class ScenarioReport(ReportModel):
     requests_file: str | None = Field(description="Per-request CSV, relative to the run folder.")
     series_file: str | None = Field(None, description="Per-second series CSV, relative to the run folder.")
     sweep: SweepReport | None = Field(None, description="Sweep scenarios: the capacity and every trial.")
+    cost: CostReport | None = None
+    baseline: BaselineReport | None = None
+    requests_parquet: str | None = Field(
+        None, description="Per-request Parquet file (when pyarrow is installed), relative to the run folder."
+    )
+    gateway_metrics: dict[str, str] = Field(
+        default_factory=dict,
+        description="Each replica's /metrics text scraped at the end of the scenario (or the scrape "
+        "error), relative to the run folder.",
+    )
+    gateway_counters: dict[str, dict[str, dict[str, float]]] = Field(
+        default_factory=dict,
+        description="Per replica: key counters (requests by status, cache results, rate-limit "
+        "rejections, upstream and Redis errors, tokens) summed by one label.",
+    )
 
 
 def summary_json_schema() -> dict[str, Any]:

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from harness import __version__
 from harness.checks.evaluate import CheckVerdict
+from harness.cost.compute import RunCost
+from harness.faults.timeline import FaultEvent
 from harness.metrics.histogram import LatencyHistogram
 from harness.metrics.summary import REPORTED_PERCENTILES, Measurements, token_method
 from harness.reports.schema import (
     CheckResult,
+    CostReport,
     Distribution,
+    ErrorBudgetReport,
     FaultReport,
     LoadReport,
     MeasurementsReport,
+    ModelCostReport,
+    PhaseBudgetReport,
+    PhaseReport,
     RateDistribution,
+    RecoveryReport,
     RunSummary,
     ScenarioReport,
     SLOResult,
@@ -27,9 +36,13 @@ from harness.reports.schema import (
     TrialReport,
     Verdict,
 )
+from harness.reports.scrape import key_counters
 from harness.runner import RunSettings, ScenarioResult, SweepOutcome
 from harness.scenario.load import LoadSpec
+from harness.slo.budget import ErrorBudget
 from harness.slo.evaluate import SLOVerdict
+from harness.slo.phases import PhaseMeasurements
+from harness.slo.recovery import Recovery
 
 _VERDICT_ORDER: tuple[Verdict, ...] = ("pass", "warn", "fail", "error")
 
@@ -181,15 +194,111 @@ def scenario_report(result: ScenarioResult, run_dir: Path, requests_file: Path |
         slos=[slo_result(verdict) for verdict in result.verdicts],
         trust=slo_result(result.trust) if result.trust is not None else None,
         checks=[check_result(check) for check in result.checks],
-        faults=[
-            FaultReport(
-                **event.spec.describe(), applied_at_s=event.applied_at_s, removed_at_s=event.removed_at_s
-            )
-            for event in result.faults
-        ],
+        faults=[fault_report(position, event, result) for position, event in enumerate(result.faults)],
         requests_file=_relative(requests_file, run_dir) if requests_file else None,
         series_file=_relative(result.series_file, run_dir) if result.series_file else None,
         sweep=sweep_report(load, result.sweep, run_dir) if result.sweep is not None else None,
+        cost=cost_report(result.cost, result.measurements) if result.cost is not None else None,
+        requests_parquet=_relative(result.requests_parquet, run_dir) if result.requests_parquet else None,
+        gateway_metrics={name: _relative(path, run_dir) for name, path in result.metrics_files.items()},
+        gateway_counters=_gateway_counters(result.metrics_files),
+    )
+
+
+def _gateway_counters(files: dict[str, Path]) -> dict[str, dict[str, dict[str, float]]]:
+    return {
+        name: key_counters(path.read_text(encoding="utf-8"))
+        for name, path in files.items()
+        if path.suffix == ".prom"
+    }
+
+
+def fault_report(position: int, event: FaultEvent, result: ScenarioResult) -> FaultReport:
+    recovery = next((r for r in result.recoveries if r.fault == position), None)
+    return FaultReport(
+        **event.spec.describe(),
+        applied_at_s=event.applied_at_s,
+        removed_at_s=event.removed_at_s,
+        restored_at_s=event.restored_at_s,
+        phases=_phase_reports(position, result.phases),
+        recovery=recovery_report(recovery) if recovery is not None else None,
+    )
+
+
+def _finite_or_none(value: float) -> float | None:
+    return None if value in (math.inf, -math.inf) else round(value, 6)
+
+
+def _phase_reports(position: int, phases: PhaseMeasurements | None) -> list[PhaseReport]:
+    if phases is None:
+        return []
+    reports = []
+    for window in phases.windows:
+        measured = phases.get(window.fault, window.phase)
+        if window.fault != position or measured is None or window.phase == "run":
+            continue
+        reports.append(
+            PhaseReport(
+                phase=window.phase,
+                start_s=_finite_or_none(window.start_s),
+                end_s=_finite_or_none(window.end_s),
+                requests=measured.requests,
+                errors=measured.errors,
+                rate_limited=measured.rate_limited,
+                error_rate=measured.error_rate,
+                e2e_p95_ms=_ms(measured.e2e_latency.percentile(95)),
+                ttft_p95_ms=_ms(measured.ttft.percentile(95)),
+            )
+        )
+    return reports
+
+
+def recovery_report(recovery: Recovery) -> RecoveryReport:
+    band = recovery.band
+    return RecoveryReport(
+        recovered=recovery.recovered,
+        recovery_time_ms=_ms(recovery.recovery_time_s),
+        window_s=recovery.window_s,
+        before_error_rate=band.before_error_rate if band else None,
+        before_e2e_p95_ms=_ms(band.before_e2e_p95_s) if band else None,
+        max_error_rate=band.max_error_rate if band else None,
+        max_e2e_p95_ms=_ms(band.max_e2e_p95_s) if band else None,
+        after_requests=recovery.after_requests,
+        reason=recovery.reason,
+    )
+
+
+def _usd(value: float | None) -> float | None:
+    return None if value is None else round(value, 9)
+
+
+def cost_report(cost: RunCost, measurements: Measurements | None) -> CostReport:
+    models = [
+        ModelCostReport(
+            model=model.model,
+            input_usd_per_million_tokens=model.price.input_usd_per_million_tokens if model.price else None,
+            output_usd_per_million_tokens=model.price.output_usd_per_million_tokens if model.price else None,
+            price_source=model.price.source if model.price else None,
+            requests=model.requests,
+            prompt_tokens=model.prompt_tokens,
+            completion_tokens=model.completion_tokens,
+            cache_hits=model.cache_hits,
+            cost_usd=_usd(model.cost_usd) if model.price else None,
+            saved_usd=_usd(model.saved_usd) if model.price else None,
+        )
+        for model in cost.models.values()
+    ]
+    return CostReport(
+        requests=cost.requests,
+        total_usd=_usd(cost.total_usd),
+        per_request_usd=_usd(cost.per_request_usd),
+        per_1k_requests_usd=_usd(cost.per_1k_requests_usd),
+        cache_hits=cost.cache_hits,
+        cache_saved_usd=_usd(cost.saved_usd),
+        token_method=token_method(measurements.token_sources) if measurements else "none",
+        unpriced_models=cost.unpriced_models,
+        models=models,
+        request_models=list(cost.request_models),
     )
 
 
@@ -204,7 +313,23 @@ def check_result(check: CheckVerdict) -> CheckResult:
     )
 
 
+def budget_report(budget: ErrorBudget) -> ErrorBudgetReport:
+    return ErrorBudgetReport(
+        objective=budget.objective,
+        bad=budget.bad,
+        total=budget.total,
+        allowed_bad=round(budget.allowed_bad, 6),
+        burn_rate=budget.burn_rate,
+        remaining=budget.remaining,
+    )
+
+
 def slo_result(verdict: SLOVerdict) -> SLOResult:
+    phase_budgets = [
+        PhaseBudgetReport(fault=item.fault, phase=item.phase, **budget_report(item.budget).model_dump())
+        for item in verdict.phase_budgets
+        if item.phase != "run"
+    ]
     return SLOResult(
         name=verdict.name,
         metric=verdict.metric,
@@ -217,6 +342,13 @@ def slo_result(verdict: SLOVerdict) -> SLOResult:
         status=verdict.status.value,
         gate=verdict.gate,
         line=verdict.line,
+        phase=verdict.phase,
+        fault=verdict.fault,
+        objective=verdict.objective,
+        burn_rate=verdict.burn_rate,
+        error_budget=budget_report(verdict.budget) if verdict.budget is not None else None,
+        phase_budgets=phase_budgets,
+        note=verdict.note,
     )
 
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from harness.scenario.base import StrictModel
+from harness.scenario.base import Name, StrictModel
 from harness.scenario.units import Duration
 
 TARGET_PATTERN = re.compile(r"^(redis|gateway\.(\d+)|upstream\.([A-Za-z0-9][A-Za-z0-9_.-]{0,63}))$")
@@ -102,6 +102,9 @@ class FaultSpec(StrictModel):
     at: Duration = Field(description="When the fault starts, from the start of the load.")
     duration: Duration = Field(alias="for", description="How long the fault lasts; then it is undone.")
     target: str = Field(description=f"The service to act on: {TARGET_HELP}.")
+    name: Name | None = Field(
+        None, description="A name that phase-scoped objectives and reports use; default is its position."
+    )
     action: Literal["kill", "pause"] | None = Field(
         None,
         description="kill stops the process and starts it again when the fault ends (same port, empty "
@@ -143,4 +146,10 @@ class FaultSpec(StrictModel):
         return self.action
 
     def describe(self) -> dict[str, Any]:
-        return {"target": self.target, "action": self.kind, "at_s": self.at, "for_s": self.duration}
+        return {
+            "name": self.name,
+            "target": self.target,
+            "action": self.kind,
+            "at_s": self.at,
+            "for_s": self.duration,
+        }

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Tag, ValidationError
 from pydantic_core import ErrorDetails
 
 from harness.scenario.errors import Problem, ScenarioError
@@ -108,6 +108,10 @@ def _error_location(error: ErrorDetails) -> Location:
     model: Any = Scenario
     loc = error["loc"]
     for position, part in enumerate(loc):
+        tagged = _tagged_alternative(model, part)
+        if tagged is not None:
+            model = tagged  # a discriminated union's tag, not a YAML key
+            continue
         child = _child_type(model, part)
         is_unknown_key = error["type"] == "extra_forbidden" and position == len(loc) - 1
         if child is None and location and not is_unknown_key:
@@ -165,6 +169,21 @@ def _alternatives(annotation: Any) -> tuple[Any, ...]:
     if origin is typing.Annotated:
         return _alternatives(typing.get_args(annotation)[0])
     return (annotation,)
+
+
+def _tagged_alternative(annotation: Any, part: str | int) -> Any:
+    """Return the alternative of a discriminated union whose tag is ``part``, or None."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _tagged_alternative(typing.get_args(annotation)[0], part)
+    if origin is not typing.Union and origin is not types.UnionType:
+        return None
+    for arg in typing.get_args(annotation):
+        if typing.get_origin(arg) is typing.Annotated:
+            inner, *metadata = typing.get_args(arg)
+            if any(isinstance(item, Tag) and item.tag == part for item in metadata):
+                return inner
+    return None
 
 
 def format_location(location: Location) -> str:

@@ -21,8 +21,9 @@ from harness.scenario.checks import (
     RetryAfterCheck,
 )
 from harness.scenario.faults import TARGET_PATTERN, FaultSpec
+from harness.scenario.gates import BaselineSpec, CostSpec, RecoverySpec
 from harness.scenario.load import LoadSpec, Message, RequestSpec
-from harness.scenario.slo import SLOSpec, parse_percentile
+from harness.scenario.slo import AnySLO, OpenSLOSpec, SLOSpec, parse_percentile
 from harness.scenario.stack import DEFAULT_MODEL_ALIAS, StackSpec, UpstreamSpec
 from harness.scenario.units import format_duration
 
@@ -31,9 +32,11 @@ SCENARIO_VERSION = 1
 __all__ = [
     "DEFAULT_MODEL_ALIAS",
     "SCENARIO_VERSION",
+    "AnySLO",
     "GateMode",
     "LoadSpec",
     "Message",
+    "OpenSLOSpec",
     "RequestSpec",
     "SLOSpec",
     "Scenario",
@@ -55,14 +58,45 @@ class Scenario(StrictModel):
     description: str = ""
     stack: StackSpec = Field(default_factory=StackSpec)
     load: LoadSpec
-    slo: list[SLOSpec] = Field(
+    slo: list[AnySLO] = Field(
         default_factory=list, description="Objectives; a scenario needs at least one objective or check."
     )
     faults: list[FaultSpec] = Field(default_factory=list, description="Process faults during the load.")
     checks: list[CheckSpec] = Field(default_factory=list, description="Rules about individual responses.")
+    cost: CostSpec | None = Field(None, description="Model prices and limits on the run's token cost.")
+    baseline: BaselineSpec = Field(
+        default_factory=BaselineSpec, description="How the run is compared with a --baseline run."
+    )
+    recovery: RecoverySpec = Field(
+        default_factory=RecoverySpec, description="How recovery time after each fault is measured."
+    )
     gate: GateMode = Field(
         "block", description="block fails the run when an SLO fails; warn only reports it."
     )
+
+    def fault_index(self, reference: int | str | None) -> int | None:
+        """Return the position of the fault an objective names, or None when it names none that exists."""
+        if reference is None:
+            return 0 if len(self.faults) == 1 else None
+        if isinstance(reference, int):
+            return reference if 0 <= reference < len(self.faults) else None
+        names = [fault.name for fault in self.faults]
+        return names.index(reference) if reference in names else None
+
+    def cost_objectives(self) -> list[tuple[SLOSpec, Location]]:
+        """Return the cost section's limits as objectives, each with the location of its key."""
+        cost = self.cost
+        if cost is None:
+            return []
+        limits = {
+            "cost_per_1k_requests": ("max_usd_per_1k_requests", cost.max_usd_per_1k_requests),
+            "cost_total": ("max_usd_total", cost.max_usd_total),
+        }
+        return [
+            (SLOSpec.model_validate({"metric": metric, "max": limit, "gate": cost.gate}), ("cost", key))
+            for metric, (key, limit) in limits.items()
+            if limit is not None
+        ]
 
     def with_duration_scale(self, factor: float) -> Scenario:
         """Return a copy whose durations are multiplied by ``factor`` (thresholds are left alone)."""
@@ -84,10 +118,41 @@ class Scenario(StrictModel):
         problems += self._slo_problems()
         return problems
 
-    def _slo_problems(self) -> list[tuple[Location, str]]:
+    def _phase_problems(self) -> list[tuple[Location, str]]:
         problems: list[tuple[Location, str]] = []
         for position, slo in enumerate(self.slo):
+            needs_fault = slo.phase != "run" or slo.metric == "recovery_time"
+            if slo.metric == "recovery_time" and slo.phase != "run":
+                message = "recovery_time is measured after its fault ends; remove phase and name the fault"
+                problems.append((("slo", position, "phase"), message))
+            if not needs_fault:
+                if slo.fault is not None:
+                    message = "fault applies to a phase (before, during, after) or to recovery_time"
+                    problems.append((("slo", position, "fault"), message))
+                continue
+            if not self.faults:
+                what = "recovery_time" if slo.metric == "recovery_time" else f"phase {slo.phase!r}"
+                problems.append((("slo", position), f"{what} needs a fault, but this scenario has none"))
+            elif self.fault_index(slo.fault) is None:
+                where: Location = ("slo", position) if slo.fault is None else ("slo", position, "fault")
+                problems.append((where, self._fault_reference_problem(slo.fault)))
+        return problems
+
+    def _fault_reference_problem(self, reference: int | str | None) -> str:
+        named = [fault.name for fault in self.faults if fault.name]
+        choices = f"a position from 0 to {len(self.faults) - 1}"
+        if named:
+            choices += f" or a name ({', '.join(named)})"
+        if reference is None:
+            return f"this scenario has {len(self.faults)} faults; add fault: with {choices}"
+        return f"no fault {reference!r}; use {choices}"
+
+    def _slo_problems(self) -> list[tuple[Location, str]]:
+        problems: list[tuple[Location, str]] = self._phase_problems()
+        for position, slo in enumerate(self.slo):
             where: Location = ("slo", position, "metric")
+            if isinstance(slo, OpenSLOSpec):
+                where = ("slo", position, "thresholdMetric" if slo.thresholdMetric else "ratioMetric")
             if slo.metric in STREAM_METRICS and not self.load.stream:
                 message = (
                     f"a {slo.metric} objective needs streaming requests, but this load sets stream: false"
@@ -119,7 +184,11 @@ class Scenario(StrictModel):
             problems.append(
                 (("faults",), "faults cannot be combined with a sweep, whose trials repeat the load")
             )
+        names = [fault.name for fault in self.faults if fault.name is not None]
         for position, fault in enumerate(self.faults):
+            if fault.name is not None and names.count(fault.name) > 1:
+                message = f"fault name {fault.name!r} is used more than once; fault names must be unique"
+                problems.append((("faults", position, "name"), message))
             match = TARGET_PATTERN.match(fault.target)
             assert match is not None
             replica, upstream = match.group(2), match.group(3)

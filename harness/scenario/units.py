@@ -25,6 +25,8 @@ _RATE_RE = re.compile(rf"^{_NUMBER}\s*/\s*(?P<unit>sec|s|min|m|h)$")
 DURATION_HELP = "a number with a unit: us, ms, s, m (or min), h; for example 250ms, 30s, 2m"
 PERCENT_HELP = "a percentage with a % sign, such as 1%, 0.5% or 100%"
 RATE_HELP = "requests per second as a number, or with a unit: 20/s, 1200/min, 3600/h"
+USD_HELP = "an amount in US dollars: a number, or with a $ sign or USD, such as 0.5, $0.50 or 2 USD"
+_USD_RE = re.compile(rf"^(?:\$\s*{_NUMBER}|{_NUMBER.replace('number', 'usd_number')}\s*USD)$")
 
 
 def _finite(value: float, help_text: str) -> float:
@@ -80,6 +82,21 @@ def parse_rate(value: Any) -> float:
     raise ValueError(f"invalid rate {value!r}: {RATE_HELP}")
 
 
+def parse_usd(value: Any) -> float:
+    """Parse an amount in US dollars, not negative."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected an amount, got {value!r}: {USD_HELP}")
+    if isinstance(value, int | float):
+        amount = _finite(float(value), USD_HELP)
+    elif isinstance(value, str) and (match := _USD_RE.match(value.strip())):
+        amount = float(match["number"] or match["usd_number"])
+    else:
+        raise ValueError(f"invalid amount {value!r}: {USD_HELP}")
+    if amount < 0:
+        raise ValueError(f"an amount cannot be negative, got {value!r}")
+    return amount
+
+
 def format_duration(seconds: float) -> str:
     """Format seconds the way a scenario author writes them: 250ms, 1.5s, 2m."""
     if seconds == 0:
@@ -100,6 +117,7 @@ def format_percent(fraction: float) -> str:
 DURATION_PATTERN = r"^[0-9]*\.?[0-9]+\s*(us|ms|s|min|m|h)$"
 PERCENT_PATTERN = r"^[0-9]*\.?[0-9]+\s*%$"
 RATE_PATTERN = r"^[0-9]*\.?[0-9]+\s*/\s*(sec|s|min|m|h)$"
+USD_PATTERN = r"^(\$\s*[0-9]*\.?[0-9]+|[0-9]*\.?[0-9]+\s*USD)$"
 
 Duration = Annotated[
     float,
@@ -136,7 +154,9 @@ THRESHOLD_JSON_SCHEMA = {
         {"type": "string", "pattern": DURATION_PATTERN},
         {"type": "string", "pattern": PERCENT_PATTERN},
         {"type": "string", "pattern": RATE_PATTERN},
+        {"type": "string", "pattern": USD_PATTERN},
         {"type": "null"},
     ],
-    "description": "A duration for latency metrics, a percentage for ratios, a rate for throughput.",
+    "description": "A duration for latency metrics, a percentage for ratios, a rate for throughput, "
+    "an amount in US dollars for cost.",
 }

@@ -1,17 +1,25 @@
-"""Judge measurements against a scenario's SLOs: one verdict per objective, with its sample count."""
+"""Judge measurements against a scenario's SLOs: one verdict per objective, with its sample count.
+
+An objective may be scoped to a phase around a fault. Ratio and percentile objectives also get
+an error budget and a burn rate, for the run and for every phase.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Literal
 
+from harness.cost.compute import RunCost
 from harness.metrics.definitions import METRICS, MetricKind, format_metric_value
 from harness.metrics.histogram import LatencyHistogram
 from harness.metrics.summary import Measurements, RequestObjective
 from harness.scenario.base import GateMode
-from harness.scenario.slo import SLOSpec
+from harness.scenario.slo import AnySLO, OpenSLOSpec, Phase, SLOSpec
+from harness.slo.budget import ErrorBudget, error_budget, objective_share
+from harness.slo.phases import PhaseMeasurements
+from harness.slo.recovery import Recovery
 
 TRUST_CHECK_PREFIX = "load generator on schedule: send_lag"
 """Name prefix of the verdict that says whether the load generator kept up with its schedule."""
@@ -22,6 +30,30 @@ class Status(StrEnum):
     FAIL = "fail"
     NO_DATA = "no_data"
     """No sample to judge; counts as a failure, because a gate that cannot fail protects nothing."""
+
+
+@dataclass
+class SLOContext:
+    """Data that objectives are judged on besides the run's measurements."""
+
+    phases: PhaseMeasurements | None = None
+    recoveries: list[Recovery] = field(default_factory=list)
+    cost: RunCost | None = None
+    capacity_per_s: float | None = None
+    fault_names: list[str | None] = field(default_factory=list)
+
+    def fault_label(self, fault: int | None) -> str:
+        if fault is None:
+            return "fault"
+        name = self.fault_names[fault] if fault < len(self.fault_names) else None
+        return name or f"fault {fault}"
+
+
+@dataclass(frozen=True)
+class PhaseBudget:
+    fault: int
+    phase: Phase
+    budget: ErrorBudget
 
 
 @dataclass(frozen=True)
@@ -39,6 +71,21 @@ class SLOVerdict:
     gate: GateMode
     line: int | None
     """Line of the objective in the scenario file."""
+    phase: Phase = "run"
+    fault: int | None = None
+    """The fault the phase (or recovery time) belongs to, by position."""
+    objective: float | None = None
+    """The share of good occurrences the objective requires, where it is a share."""
+    budget: ErrorBudget | None = None
+    """The error budget in the objective's own phase."""
+    phase_budgets: tuple[PhaseBudget, ...] = ()
+    """Run-wide objectives: the error budget in each phase of each fault."""
+    note: str | None = None
+    """Explanation of a missing observed value, such as a recovery that never came."""
+
+    @property
+    def burn_rate(self) -> float | None:
+        return self.budget.burn_rate if self.budget is not None else None
 
     @property
     def passed(self) -> bool:
@@ -53,15 +100,25 @@ class SLOVerdict:
         return format_metric_value(self.metric, value)
 
 
-def default_name(slo: SLOSpec) -> str:
+def default_name(slo: AnySLO, context: SLOContext | None = None, fault: int | None = None) -> str:
+    """Name an objective as people read it, such as ``ttft p95 <= 300ms [during redis-kill]``."""
+    context = context or SLOContext()
     operator = "<=" if slo.comparator == "max" else ">="
-    percentile = f" p{slo.percentile:g}" if slo.percentile is not None else ""
-    limit = _limit_in_report_unit(slo)
-    return f"{slo.metric}{percentile} {operator} {format_metric_value(slo.metric, limit)}"
+    limit = format_metric_value(slo.metric, _limit_in_report_unit(slo))
+    if slo.metric == "recovery_time":
+        return f"recovery_time after {context.fault_label(fault)} {operator} {limit}"
+    if isinstance(slo, OpenSLOSpec) and slo.thresholdMetric is not None:
+        base = f"{slo.metric} {operator} {limit} for {slo.target * 100:g}% of requests"
+    else:
+        percentile = f" p{slo.percentile:g}" if slo.percentile is not None else ""
+        base = f"{slo.metric}{percentile} {operator} {limit}"
+    if slo.phase == "run":
+        return base
+    return f"{base} [{slo.phase} {context.fault_label(fault)}]"
 
 
-def _limit_in_report_unit(slo: SLOSpec) -> float:
-    if METRICS[slo.metric].kind is MetricKind.LATENCY:
+def _limit_in_report_unit(slo: AnySLO) -> float:
+    if METRICS[slo.metric].kind in (MetricKind.LATENCY, MetricKind.DURATION):
         return slo.limit * 1000
     return slo.limit
 
@@ -74,9 +131,12 @@ _RATES = {
 
 
 def _observe(
-    slo: SLOSpec, measurements: Measurements, capacity_per_s: float | None
+    slo: AnySLO, measurements: Measurements, capacity_per_s: float | None
 ) -> tuple[float | None, int]:
     """Return the observed value in the report unit and the number of samples behind it."""
+    if slo.metric == "availability":
+        rate = measurements.error_rate
+        return (None if rate is None else 1 - rate), measurements.judged
     if slo.metric == "cache_hit_ratio":
         return measurements.cache.hit_ratio, measurements.cache.looked_up
     if slo.metric == "cache_latency_saved":
@@ -106,12 +166,15 @@ def _observe(
     raise AssertionError(f"no observation defined for metric {slo.metric!r}")
 
 
-def request_objectives(slos: Sequence[SLOSpec]) -> list[RequestObjective]:
-    """Return the per-request limits that decide which successful requests count in goodput."""
+def request_objectives(slos: Sequence[AnySLO]) -> list[RequestObjective]:
+    """Return the per-request limits that decide which successful requests count in goodput.
+
+    Only run-wide objectives count: a limit meant for one phase does not make a request bad.
+    """
     return [
         RequestObjective(slo.metric, slo.comparator, slo.limit)
         for slo in slos
-        if METRICS[slo.metric].per_request
+        if METRICS[slo.metric].per_request and slo.phase == "run"
     ]
 
 
@@ -134,34 +197,117 @@ def trust_verdict(measurements: Measurements, max_send_lag_p99_s: float, gate: G
     return verdict
 
 
+def _compare(observed: float | None, samples: int, comparator: str, limit: float) -> Status:
+    if observed is None or samples == 0:
+        return Status.NO_DATA
+    if comparator == "max":
+        return Status.PASS if observed <= limit else Status.FAIL
+    return Status.PASS if observed >= limit else Status.FAIL
+
+
 def evaluate_slo(
-    slo: SLOSpec,
+    slo: AnySLO,
     measurements: Measurements,
     gate: GateMode,
     line: int | None,
     capacity_per_s: float | None = None,
+    *,
+    context: SLOContext | None = None,
+    fault: int | None = None,
 ) -> SLOVerdict:
-    observed, samples = _observe(slo, measurements, capacity_per_s)
-    limit = _limit_in_report_unit(slo)
-    if observed is not None:
-        # Ratios and rates as decimals: 7 errors in 1000 requests must meet a 0.7% limit exactly.
-        observed, limit = round(observed, 12), round(limit, 12)
-    if observed is None or samples == 0:
-        status = Status.NO_DATA
-    elif slo.comparator == "max":
-        status = Status.PASS if observed <= limit else Status.FAIL
-    else:
-        status = Status.PASS if observed >= limit else Status.FAIL
+    """Judge one objective on the run, or on its phase of ``fault``, with phases and cost from ``context``."""
+    context = context or SLOContext(capacity_per_s=capacity_per_s)
+    scoped, note = _scoped_measurements(slo, measurements, context, fault)
+    observed, samples, status, extra_note = _judge(slo, scoped, context, fault)
+    budget = None
+    if scoped is not None:
+        budget = error_budget(slo.metric, slo.comparator, slo.limit, slo.percentile, scoped)
     return SLOVerdict(
-        name=slo.name or default_name(slo),
+        name=slo.name or default_name(slo, context, fault),
         metric=slo.metric,
         percentile=slo.percentile,
         comparator=slo.comparator,
-        limit=limit,
+        limit=round(_limit_in_report_unit(slo), 12),
         observed=observed,
         unit=METRICS[slo.metric].unit,
         samples=samples,
         status=status,
         gate=slo.gate or gate,
         line=line,
+        phase=slo.phase,
+        fault=fault if slo.phase != "run" or slo.metric == "recovery_time" else None,
+        objective=objective_share(slo.metric, slo.comparator, slo.limit, slo.percentile),
+        budget=budget,
+        phase_budgets=_phase_budgets(slo, context) if slo.phase == "run" else (),
+        note=note or extra_note,
     )
+
+
+def _scoped_measurements(
+    slo: AnySLO, measurements: Measurements, context: SLOContext, fault: int | None
+) -> tuple[Measurements | None, str | None]:
+    if slo.phase == "run":
+        return measurements, None
+    phases = context.phases
+    scoped = phases.get(fault, slo.phase) if phases is not None and fault is not None else None
+    if scoped is None:
+        return None, f"{context.fault_label(fault)} was never applied, so its phases have no requests"
+    return scoped, None
+
+
+def _judge(
+    slo: AnySLO, measurements: Measurements | None, context: SLOContext, fault: int | None
+) -> tuple[float | None, int, Status, str | None]:
+    """Return the observed value (report unit), its samples, the status and a note."""
+    if slo.metric == "recovery_time":
+        return _judge_recovery(slo, context, fault)
+    if METRICS[slo.metric].kind is MetricKind.COST:
+        return _judge_cost(slo, context.cost)
+    if measurements is None:
+        return None, 0, Status.NO_DATA, None
+    observed, samples = _observe(slo, measurements, context.capacity_per_s)
+    limit = round(_limit_in_report_unit(slo), 12)
+    if observed is not None:
+        # Ratios and rates as decimals: 7 errors in 1000 requests must meet a 0.7% limit exactly.
+        observed = round(observed, 12)
+    return observed, samples, _compare(observed, samples, slo.comparator, limit), None
+
+
+def _judge_recovery(
+    slo: AnySLO, context: SLOContext, fault: int | None
+) -> tuple[float | None, int, Status, str | None]:
+    recovery = next((r for r in context.recoveries if r.fault == fault), None)
+    if recovery is None:
+        return None, 0, Status.NO_DATA, f"no recovery measured for {context.fault_label(fault)}"
+    if recovery.recovery_time_s is None:
+        # Not recovered by the end of the load is a failure; a run that could not tell is no data.
+        status = Status.FAIL if recovery.measurable else Status.NO_DATA
+        return None, recovery.after_requests, status, recovery.reason
+    observed = round(recovery.recovery_time_s * 1000, 3)
+    limit = round(_limit_in_report_unit(slo), 12)
+    return observed, recovery.after_requests, _compare(observed, 1, slo.comparator, limit), None
+
+
+def _judge_cost(slo: AnySLO, cost: RunCost | None) -> tuple[float | None, int, Status, str | None]:
+    if cost is None:
+        return None, 0, Status.NO_DATA, "the run's cost was not computed"
+    observed = cost.per_1k_requests_usd if slo.metric == "cost_per_1k_requests" else cost.total_usd
+    note = None
+    if cost.unpriced_models:
+        note = f"no price for model(s) {', '.join(cost.unpriced_models)}: add them under cost.prices"
+    if observed is not None:
+        observed = round(observed, 12)
+    status = _compare(observed, cost.requests, slo.comparator, round(slo.limit, 12))
+    return observed, cost.requests, status, note
+
+
+def _phase_budgets(slo: AnySLO, context: SLOContext) -> tuple[PhaseBudget, ...]:
+    phases = context.phases
+    if phases is None:
+        return ()
+    budgets = []
+    for (fault, phase), measurements in phases.measurements.items():
+        budget = error_budget(slo.metric, slo.comparator, slo.limit, slo.percentile, measurements)
+        if budget is not None:
+            budgets.append(PhaseBudget(fault, phase, budget))
+    return tuple(budgets)

@@ -12,7 +12,7 @@ def test_shipped_scenarios_pass_quickly(tmp_path: Path) -> None:
     result = subprocess.run(
         [
             sys.executable, "-m", "harness.cli", "run", str(REPO / "scenarios"),
-            "--duration-scale", "0.1",
+            "--duration-scale", "0.25",
             "--reports-dir", str(tmp_path),
             "--run-id", "shipped",
         ],

@@ -3,6 +3,7 @@
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -78,3 +79,16 @@ def test_children_die_with_killed_harness(tmp_path: Path) -> None:
     while pid_alive(service) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not pid_alive(service)
+
+
+def test_child_of_worker_thread_outlives_thread(tmp_path: Path) -> None:
+    """A service restarted from a short-lived thread must not die when that thread ends."""
+    process = ManagedProcess("sleeper", ["sleep", "30"], tmp_path / "sleeper.log")
+    worker = threading.Thread(target=process.start)
+    worker.start()
+    worker.join()
+    try:
+        time.sleep(0.3)
+        assert process.is_running()
+    finally:
+        process.stop()

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 from pathlib import Path
 
-from harness.cli import _pytest_args
+from harness.cli import _parser, _pytest_args
 from harness.plugin import HarnessRun
 from harness.runner import BACKENDS, RunSettings
 from harness.scenario.stack import StackSpec
@@ -42,20 +41,10 @@ def test_docker_stacks_get_distinct_ids(tmp_path: Path) -> None:
 
 
 def test_cli_forwards_docker_images() -> None:
-    args = argparse.Namespace(
-        run_id="r",
-        junitxml=None,
-        reports_dir=Path("reports"),
-        backend="docker",
-        duration_scale=1.0,
-        stack_ready_timeout=30.0,
-        fault_proxy="auto",
-        docker_image="gateway:test",
-        docker_redis_image="redis:test",
-        target_url=None,
-        api_key=None,
-    )
-    pytest_args = _pytest_args(args, [Path("scenarios/smoke.yaml")], [])
+    argv = ["run", "scenarios/smoke.yaml", "--backend", "docker", "--docker-image", "gateway:test",
+            "--docker-redis-image", "redis:test"]  # fmt: skip
+    args, extra = _parser().parse_known_args(argv)
+    pytest_args = _pytest_args(args, [Path("scenarios/smoke.yaml")], extra)
     assert "--backend=docker" in pytest_args
     assert "--docker-image=gateway:test" in pytest_args
     assert "--docker-redis-image=redis:test" in pytest_args

@@ -95,7 +95,7 @@ def test_run_verdict_takes_worst() -> None:
 def test_markdown_lists_slo_rows() -> None:
     markdown = render_markdown(summary(scenario()))
     assert markdown.startswith("# slogate run r: FAIL")
-    assert "| demo | error_rate <= 0% | 10% | 0% | 10 | block | FAIL |" in markdown
+    assert "| demo | error_rate <= 0% | 10% | 0% | 10 | - | block | FAIL |" in markdown
 
 
 def test_markdown_explains_failed_requests() -> None:

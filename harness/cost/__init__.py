@@ -1,0 +1,1 @@
+"""Token prices per model and the cost of a run's requests."""
