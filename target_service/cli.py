@@ -9,11 +9,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from target_service.app import create_app
 from target_service.config import ConfigError, GatewayConfig, load_config
+from target_service.lifecycle import GatewayServer
 from target_service.observability import announce_listening, configure_logging
 from target_service.sockets import ListenError, listening_socket, socket_url
+from target_service.tracing import TracingSetupError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,15 +54,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ListenError as exc:
         print(f"slogate-gateway: {exc}", file=sys.stderr)
         return 2
+    try:
+        app = create_app(config)
+    except TracingSetupError as exc:
+        print(f"slogate-gateway: {exc}", file=sys.stderr)
+        return 2
     announce_listening(socket_url(sock))
-    serve(config, sock, log_level)
+    serve(app, config, sock, log_level)
     return 0
 
 
-def serve(config: GatewayConfig, sock: socket.socket, log_level: str) -> None:
-    """Run uvicorn with uvloop and httptools on ``sock`` until SIGTERM or SIGINT."""
+def serve(app: FastAPI, config: GatewayConfig, sock: socket.socket, log_level: str) -> None:
+    """Run uvicorn with uvloop and httptools on ``sock``; on SIGTERM or SIGINT, drain and stop."""
     server_config = uvicorn.Config(
-        create_app(config),
+        app,
         loop="uvloop",
         http="httptools",
         lifespan="on",
@@ -68,7 +76,10 @@ def serve(config: GatewayConfig, sock: socket.socket, log_level: str) -> None:
         log_level=log_level,
         server_header=False,
     )
-    uvicorn.Server(server_config).run(sockets=[sock])
+    server = GatewayServer(
+        server_config, app.state.lifecycle, app.state.metrics, config.shutdown.drain_timeout_s
+    )
+    server.run(sockets=[sock])
 
 
 if __name__ == "__main__":

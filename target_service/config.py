@@ -30,6 +30,51 @@ class RedisConfig(BaseModel):
     timeout_s: float = Field(default=0.5, gt=0, description="Limit for each connect and each command.")
 
 
+class RetryConfig(BaseModel):
+    """Retries of failed calls to one upstream, before any byte of the response reached the client."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_attempts: int = Field(default=3, ge=1, le=10, description="Attempts per request, the first included.")
+    base_backoff_s: float = Field(
+        default=0.1, gt=0, description="Cap of the first retry's random wait; each retry doubles it."
+    )
+    max_backoff_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="Cap of every wait. A Retry-After longer than this is not waited for: the request "
+        "moves on to the next upstream of its chain.",
+    )
+    budget_ratio: float = Field(
+        default=0.2,
+        ge=0,
+        le=10,
+        description="Retries allowed per first attempt in the budget window, so an outage adds at most "
+        "this share of load to the upstream.",
+    )
+    budget_min_retries: int = Field(
+        default=10, ge=0, description="Retries allowed in any budget window whatever the traffic."
+    )
+    budget_window_s: float = Field(default=10.0, gt=0, le=3600)
+
+
+class BreakerConfig(BaseModel):
+    """Circuit breaker of one upstream, kept in memory by each gateway replica."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    failure_ratio: float = Field(
+        default=0.5, gt=0, le=1, description="Failed share of the calls in the window that opens it."
+    )
+    min_calls: int = Field(default=20, ge=1, description="Calls in the window before it may open.")
+    window_s: float = Field(default=10.0, gt=0, le=3600, description="Rolling window of call outcomes.")
+    cooldown_s: float = Field(default=5.0, gt=0, description="Time open before it admits probes.")
+    half_open_probes: int = Field(
+        default=1, ge=1, description="Probe calls admitted at once while half-open; all must succeed."
+    )
+
+
 class UpstreamConfig(BaseModel):
     """One OpenAI-compatible server (vLLM, llama.cpp, Ollama, OpenAI, the mock) reached at ``base_url``."""
 
@@ -40,12 +85,28 @@ class UpstreamConfig(BaseModel):
     api_key_env: str | None = Field(
         default=None, description="Environment variable that contains the API key."
     )
-    connect_timeout_s: float = Field(default=2.0, gt=0)
-    read_timeout_s: float = Field(
-        default=30.0, gt=0, description="Maximum gap between bytes from the upstream."
+    connect_timeout_s: float = Field(
+        default=2.0, gt=0, description="Connect, including the wait for a free connection slot."
     )
-    total_timeout_s: float = Field(default=300.0, gt=0)
+    first_token_timeout_s: float = Field(
+        default=60.0, gt=0, description="From sending a streamed request to its first content delta."
+    )
+    idle_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Maximum gap between stream chunks after the first token, and between body reads.",
+    )
+    total_timeout_s: float = Field(default=300.0, gt=0, description="One whole attempt, streams included.")
     max_connections: int = Field(default=256, ge=1)
+    retry: RetryConfig = RetryConfig()
+    breaker: BreakerConfig = BreakerConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_read_timeout(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "read_timeout_s" in data:
+            raise ValueError("read_timeout_s was renamed idle_timeout_s; rename the key")
+        return data
 
     @model_validator(mode="after")
     def _check_api_key_source(self) -> UpstreamConfig:
@@ -173,8 +234,29 @@ class RateLimitConfig(BaseModel):
     fail_closed_retry_after_s: int = Field(default=1, ge=1)
 
 
+class FallbackUpstream(BaseModel):
+    """A fallback upstream, with the model name to send it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    upstream: str
+    upstream_model: str | None = Field(default=None, description="Model name sent; null sends the alias's.")
+
+
+class FallbackModel(BaseModel):
+    """A fallback to the whole chain of another model alias."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str
+
+
+FallbackEntry = str | FallbackUpstream | FallbackModel
+"""An upstream name, an upstream with its model name, or another alias's chain."""
+
+
 class ModelRoute(BaseModel):
-    """Route of one model alias to an upstream."""
+    """Route of one model alias: its upstream, then the fallbacks tried in order when it fails."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -182,6 +264,49 @@ class ModelRoute(BaseModel):
     upstream_model: str | None = Field(
         default=None, description="Model name sent upstream, or null for the alias."
     )
+    fallbacks: list[FallbackEntry] = Field(
+        default_factory=list, description="Tried in order after the upstream fails; see RouteTarget."
+    )
+
+
+class RouteTarget(BaseModel):
+    """One step of a resolved fallback chain: an upstream and the model name sent to it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    upstream: str
+    upstream_model: str
+
+
+class LoadSheddingConfig(BaseModel):
+    """Limits on requests in flight in one replica; past them a request gets 503 with Retry-After at once."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_in_flight: int | None = Field(default=None, ge=1, description="All tenants together.")
+    max_in_flight_per_tenant: int | None = Field(default=None, ge=1)
+    retry_after_s: int = Field(default=1, ge=1, description="Retry-After of the 503.")
+
+
+class ShutdownConfig(BaseModel):
+    """Graceful shutdown on SIGTERM or SIGINT."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    drain_timeout_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="Time for requests in flight to finish; streams still running then end with an "
+        "error event.",
+    )
+
+
+class OtelConfig(BaseModel):
+    """OpenTelemetry tracing, which needs the ``otel`` extra; OTEL_* variables configure the exporter."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = False
 
 
 class GatewayConfig(BaseSettings):
@@ -201,6 +326,9 @@ class GatewayConfig(BaseSettings):
     tenants: dict[str, TenantConfig] = Field(default_factory=dict)
     cache: CacheConfig = CacheConfig()
     rate_limits: RateLimitConfig = RateLimitConfig()
+    load_shedding: LoadSheddingConfig = LoadSheddingConfig()
+    shutdown: ShutdownConfig = ShutdownConfig()
+    otel: OtelConfig = OtelConfig()
     log_level: LogLevel = "info"
 
     @classmethod
@@ -219,13 +347,8 @@ class GatewayConfig(BaseSettings):
     def _check_routes(self) -> GatewayConfig:
         if not self.models:
             raise ValueError("models: configure at least one model alias")
-        for alias, route in self.models.items():
-            if route.upstream not in self.upstreams:
-                known = ", ".join(sorted(self.upstreams)) or "none"
-                raise ValueError(
-                    f"model {alias!r} routes to upstream {route.upstream!r}, which is not configured "
-                    f"(configured upstreams: {known})"
-                )
+        for alias in self.models:
+            self.route_chain(alias)
         return self
 
     @model_validator(mode="after")
@@ -258,6 +381,53 @@ class GatewayConfig(BaseSettings):
     def upstream_model(self, alias: str) -> str:
         """Return the model name sent upstream for ``alias``."""
         return self.models[alias].upstream_model or alias
+
+    def route_chain(self, alias: str) -> list[RouteTarget]:
+        """Return the upstreams that ``alias`` tries, in order, with other aliases' chains expanded.
+
+        Raises ValueError for an unknown upstream or alias, a cycle of aliases, or an upstream
+        and model name that the chain would try twice.
+        """
+        chain = self._expand(alias, [])
+        seen: set[RouteTarget] = set()
+        for target in chain:
+            if target in seen:
+                raise ValueError(
+                    f"model {alias!r}: its fallback chain tries upstream {target.upstream!r} with model "
+                    f"{target.upstream_model!r} twice; remove one of them"
+                )
+            seen.add(target)
+        return chain
+
+    def _expand(self, alias: str, path: list[str]) -> list[RouteTarget]:
+        if alias in path:
+            cycle = " -> ".join([*path[path.index(alias) :], alias])
+            raise ValueError(f"models: fallback cycle {cycle}; remove one of these model references")
+        route = self.models.get(alias)
+        if route is None:
+            raise ValueError(
+                f"model {path[-1]!r} falls back to model {alias!r}, which is not configured "
+                f"(configured models: {', '.join(sorted(self.models))})"
+            )
+        model_name = route.upstream_model or alias
+        chain = [self._target(alias, route.upstream, model_name)]
+        for entry in route.fallbacks:
+            if isinstance(entry, FallbackModel):
+                chain += self._expand(entry.model, [*path, alias])
+            elif isinstance(entry, FallbackUpstream):
+                chain.append(self._target(alias, entry.upstream, entry.upstream_model or model_name))
+            else:
+                chain.append(self._target(alias, entry, model_name))
+        return chain
+
+    def _target(self, alias: str, upstream: str, model_name: str) -> RouteTarget:
+        if upstream not in self.upstreams:
+            known = ", ".join(sorted(self.upstreams)) or "none"
+            raise ValueError(
+                f"model {alias!r} routes to upstream {upstream!r}, which is not configured "
+                f"(configured upstreams: {known})"
+            )
+        return RouteTarget(upstream=upstream, upstream_model=model_name)
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

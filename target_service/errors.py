@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -11,8 +12,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-ErrorClass = Literal["connect", "timeout", "http_4xx", "http_5xx", "stream"]
-"""Failure classes of an upstream call, used as the ``error_class`` metric label and log field."""
+ErrorClass = Literal["connect", "timeout", "http_4xx", "http_5xx", "stream", "breaker_open", "shutdown"]
+"""Failure classes of an upstream call, used as the ``error_class`` metric label and log field.
+
+``breaker_open`` (no call made: the breaker turned it away) and ``shutdown`` (a stream the drain
+ended) appear in the request log only, never in the upstream error metric.
+"""
 
 
 def error_body(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
@@ -68,7 +73,12 @@ class ModelNotFoundError(GatewayError):
 
 
 class UpstreamError(GatewayError):
-    """A failed upstream call, classified by ``error_class``."""
+    """A failed upstream call, classified by ``error_class``.
+
+    ``retryable`` marks the failures worth another attempt on the same upstream: connect errors,
+    HTTP 429, 502, 503 and 504, and timeouts before the first token. ``retry_after_s`` is the
+    upstream's Retry-After, a floor for the wait before that attempt.
+    """
 
     def __init__(
         self,
@@ -78,21 +88,37 @@ class UpstreamError(GatewayError):
         message: str,
         code: str,
         headers: Mapping[str, str] | None = None,
+        retryable: bool = False,
+        retry_after_s: float | None = None,
     ) -> None:
         type_ = "timeout_error" if error_class == "timeout" else "upstream_error"
         super().__init__(status, message, type_, code=code, headers=headers)
         self.upstream = upstream
         self.error_class: ErrorClass = error_class
+        self.retryable = retryable
+        self.retry_after_s = retry_after_s
 
 
 class PassthroughError(UpstreamError):
     """An upstream 4xx whose status, body and relevant headers go to the client unchanged."""
 
     def __init__(
-        self, upstream: str, status: int, body: bytes, content_type: str, headers: Mapping[str, str]
+        self,
+        upstream: str,
+        status: int,
+        body: bytes,
+        content_type: str,
+        headers: Mapping[str, str],
+        retry_after_s: float | None = None,
     ):
         super().__init__(
-            upstream, "http_4xx", status, f"upstream {upstream} returned HTTP {status}", "upstream_4xx"
+            upstream,
+            "http_4xx",
+            status,
+            f"upstream {upstream} returned HTTP {status}",
+            "upstream_4xx",
+            retryable=status == 429,
+            retry_after_s=retry_after_s,
         )
         self.raw_body = body
         self.content_type = content_type
@@ -111,6 +137,36 @@ class PassthroughError(UpstreamError):
         return Response(
             self.raw_body, status_code=self.status, headers=self.headers, media_type=self.content_type
         )
+
+
+class BreakerOpenError(UpstreamError):
+    """The upstream's circuit breaker turned the call away (503 with Retry-After)."""
+
+    def __init__(self, upstream: str, retry_after_s: float) -> None:
+        retry_after = str(max(1, math.ceil(retry_after_s)))
+        super().__init__(
+            upstream,
+            "breaker_open",
+            503,
+            f"upstream {upstream} is unavailable: its circuit breaker is open; retry after {retry_after} s",
+            "upstream_unavailable",
+            headers={"retry-after": retry_after},
+        )
+
+
+class ServiceUnavailableError(GatewayError):
+    """The gateway turns the request away at once (503 with Retry-After): overloaded, or shutting down."""
+
+    def __init__(self, message: str, code: str, retry_after_s: float) -> None:
+        retry_after = str(max(1, math.ceil(retry_after_s)))
+        super().__init__(503, message, "service_unavailable", code=code, headers={"retry-after": retry_after})
+
+
+def shutting_down_error() -> ServiceUnavailableError:
+    """Return the error of a request that the gateway ends because its drain time ran out."""
+    return ServiceUnavailableError(
+        "The gateway is shutting down and ended this request; retry it.", "server_shutting_down", 1
+    )
 
 
 INTERNAL_ERROR_BODY = error_body("internal gateway error", "server_error", code="internal_error")

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+if TYPE_CHECKING:
+    from target_service.resilience import BreakerState
 
 # From 5 ms (a cache hit or an early error) up to 5 minutes (a long generation), 1.5x to 2.5x apart.
 LATENCY_BUCKETS_S = (
@@ -81,6 +86,58 @@ class GatewayMetrics:
             "Chat completion requests being handled now.",
             registry=self.registry,
         )
+        self.upstream_retries = Counter(
+            "slogate_upstream_retries_total",
+            "Retries of upstream calls, by upstream and the error class of the failed attempt.",
+            ["upstream", "error_class"],
+            registry=self.registry,
+        )
+        self.retry_budget_exhausted = Counter(
+            "slogate_retry_budget_exhausted_total",
+            "Retries not made because the upstream's retry budget was spent.",
+            ["upstream"],
+            registry=self.registry,
+        )
+        self.breaker_state = Gauge(
+            "slogate_breaker_state",
+            "Circuit breaker state of each upstream in this replica: 0 closed, 1 half-open, 2 open.",
+            ["upstream"],
+            registry=self.registry,
+        )
+        self.breaker_transitions = Counter(
+            "slogate_breaker_transitions_total",
+            "Circuit breaker transitions, by upstream and the state entered.",
+            ["upstream", "state"],
+            registry=self.registry,
+        )
+        self.breaker_rejections = Counter(
+            "slogate_breaker_rejections_total",
+            "Calls that an open or half-open breaker turned away from an upstream.",
+            ["upstream"],
+            registry=self.registry,
+        )
+        self.fallbacks = Counter(
+            "slogate_fallbacks_total",
+            "Requests served by an upstream other than the first of their model's chain.",
+            ["model", "upstream"],
+            registry=self.registry,
+        )
+        self.load_shed = Counter(
+            "slogate_load_shed_total",
+            "Requests answered 503 because too many were in flight, by tenant and limit (global, tenant).",
+            ["tenant", "scope"],
+            registry=self.registry,
+        )
+        self.draining = Gauge(
+            "slogate_draining",
+            "1 while the replica drains after SIGTERM, else 0.",
+            registry=self.registry,
+        )
+
+    def record_breaker_state(self, upstream: str, state: BreakerState) -> None:
+        """Set the breaker-state gauge of ``upstream`` and count the transition."""
+        self.breaker_state.labels(upstream=upstream).set(int(state))
+        self.breaker_transitions.labels(upstream=upstream, state=state.label).inc()
 
     def render(self) -> bytes:
         """Return the Prometheus text exposition of every metric."""

@@ -8,9 +8,10 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
@@ -18,6 +19,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from target_service.errors import INTERNAL_ERROR_BODY, ErrorClass
 from target_service.metrics import UNAUTHENTICATED, UNKNOWN_MODEL, GatewayMetrics
+
+if TYPE_CHECKING:
+    from target_service.lifecycle import Lifecycle
+    from target_service.tracing import Span, Tracer
 
 logger = logging.getLogger("target_service")
 request_logger = logging.getLogger("target_service.requests")
@@ -71,6 +76,35 @@ def log_event(event: str, level: int = logging.INFO, **fields: Any) -> None:
     logger.log(level, event, extra={"event": event, **fields})
 
 
+class LogThrottle:
+    """Lets at most ``max_lines`` lines per key through in each ``interval_s``, and reports the rest.
+
+    When a key's interval ends with lines held back, the next line for that key is preceded by
+    a ``log_lines_suppressed`` event with their count, so an outage logs a few lines a second,
+    not one per request.
+    """
+
+    def __init__(self, max_lines: int = 5, interval_s: float = 10.0) -> None:
+        self.max_lines = max_lines
+        self.interval_s = interval_s
+        self._keys: dict[tuple[str, ...], list[float]] = {}
+        """Per key: [interval start, lines logged, lines held back]."""
+
+    def allow(self, *key: str) -> bool:
+        """Return True when a line for ``key`` may be logged now, counting it either way."""
+        now = time.monotonic()
+        state = self._keys.setdefault(key, [now, 0, 0])
+        if now - state[0] >= self.interval_s:
+            if state[2]:
+                log_event("log_lines_suppressed", logging.WARNING, key=list(key), count=int(state[2]))
+            state[:] = [now, 0, 0]
+        if state[1] < self.max_lines:
+            state[1] += 1
+            return True
+        state[2] += 1
+        return False
+
+
 def announce_listening(url: str, **fields: Any) -> None:
     """Log the ``listening`` event whatever the log level, because parents read the address from it."""
     record = logger.makeRecord(logger.name, logging.INFO, __file__, 0, "listening", (), None)
@@ -103,6 +137,14 @@ class RequestRecord:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     error_class: ErrorClass | None = None
+    attempts: int = 0
+    """Upstream calls made, retries and fallbacks included."""
+    span: Span | None = None
+    """The request's span; its ids are the trace id logged and the ``traceparent`` returned."""
+    tracestate: str | None = None
+    """The client's ``tracestate`` header, passed on to upstreams unchanged."""
+    on_finish: list[Callable[[], None]] = field(default_factory=list)
+    """Releases to run when the response has ended, such as load-shedding counts."""
 
     def mark_first_token(self) -> None:
         if self.ttft_s is None:
@@ -111,6 +153,7 @@ class RequestRecord:
     def log_fields(self) -> dict[str, Any]:
         return {
             "request_id": self.request_id,
+            "trace_id": self.span.trace_id if self.span is not None else None,
             "method": self.method,
             "path": self.path,
             "tenant": self.tenant,
@@ -118,6 +161,7 @@ class RequestRecord:
             "model": self.model,
             "cache": self.cache,
             "upstream": self.upstream,
+            "attempts": self.attempts,
             "status": self.status,
             "stream": self.stream,
             "latency_ms": _milliseconds(self.latency_s),
@@ -146,31 +190,55 @@ def choose_request_id(headers: Headers) -> str:
 class RequestObserver:
     """ASGI middleware that times each request, sets the id headers, logs it and updates the metrics.
 
-    It also turns an exception that escaped the handlers into a 500 with an OpenAI error body.
+    It also starts the request's span, answers with ``connection: close`` while the replica
+    drains, and turns an exception that escaped the handlers into a 500 with an OpenAI error body.
     """
 
-    def __init__(self, app: ASGIApp, metrics: GatewayMetrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: GatewayMetrics, tracer: Tracer, lifecycle: Lifecycle) -> None:
         self.app = app
         self.metrics = metrics
+        self.tracer = tracer
+        self.lifecycle = lifecycle
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        record = RequestRecord(choose_request_id(Headers(scope=scope)), scope["method"], scope["path"])
+        headers = Headers(scope=scope)
+        record = RequestRecord(choose_request_id(headers), scope["method"], scope["path"])
         scope.setdefault("state", {})["record"] = record
         is_chat = record.path == CHAT_COMPLETIONS_PATH and record.method == "POST"
+        if record.path not in PROBE_PATHS:
+            record.span = self.tracer.request_span(headers, f"{record.method} {record.path}")
+            record.tracestate = headers.get("tracestate")
         if is_chat:
             self.metrics.in_flight.inc()
         try:
             await self._call_app(scope, receive, send, record)
         finally:
             record.latency_s = time.perf_counter() - record.started_s
+            for release in record.on_finish:
+                release()
             if is_chat:
                 self.metrics.in_flight.dec()
                 self._observe(record)
+            self._end_span(record)
             level = logging.DEBUG if record.path in PROBE_PATHS else logging.INFO
             request_logger.log(level, "request", extra={"event": "request", **record.log_fields()})
+
+    def _end_span(self, record: RequestRecord) -> None:
+        if record.span is None:
+            return
+        record.span.set_attribute("http.response.status_code", record.status or 0)
+        if record.upstream is not None:
+            record.span.set_attribute("slogate.upstream", record.upstream)
+        record.span.set_attribute("slogate.attempts", record.attempts)
+        error: str | None = None
+        if record.error_class is not None:
+            error = record.error_class
+        elif (record.status or 500) >= 500:
+            error = f"HTTP {record.status}"
+        record.span.end(error)
 
     async def _call_app(self, scope: Scope, receive: Receive, send: Send, record: RequestRecord) -> None:
         async def send_with_ids(message: Message) -> None:
@@ -178,8 +246,12 @@ class RequestObserver:
                 record.status = message["status"]
                 headers = MutableHeaders(scope=message)
                 headers["x-request-id"] = record.request_id
+                if record.span is not None:
+                    headers["traceparent"] = record.span.traceparent()
                 if record.upstream is not None:
                     headers["x-upstream"] = record.upstream
+                if self.lifecycle.draining:
+                    headers["connection"] = "close"
                 for name, value in record.response_headers.items():
                     headers.setdefault(name, value)
             await send(message)
@@ -207,10 +279,6 @@ class RequestObserver:
             self.metrics.tokens.labels(tenant, key_id, model, "prompt").inc(record.prompt_tokens)
         if record.completion_tokens:
             self.metrics.tokens.labels(tenant, key_id, model, "completion").inc(record.completion_tokens)
-        if record.error_class is not None and record.upstream is not None:
-            self.metrics.upstream_errors.labels(
-                upstream=record.upstream, error_class=record.error_class
-            ).inc()
 
 
 async def _send_internal_error(send: Send) -> None:

@@ -41,10 +41,14 @@ async def healthz() -> dict[str, str]:
 async def readyz(request: Request) -> JSONResponse:
     """Report readiness. Without Redis the gateway is "degraded" but still ready when limits fail open.
 
+    A draining replica (after SIGTERM) is "draining" (503) at once, without checking anything.
+
     Taking every replica out of rotation because Redis is down would turn a configured fail-open
     into a full outage, so only a fail-closed gateway reports not ready then.
     """
     gateway = gateway_of(request)
+    if gateway.lifecycle.draining:
+        return JSONResponse({"status": "draining", "checks": {}}, status_code=503)
     redis_check = await check_redis(gateway.redis, gateway.config.redis.timeout_s)
     upstream_count = len(gateway.upstreams)
     fail_mode = gateway.config.rate_limits.on_redis_error

@@ -105,10 +105,12 @@ class FaultSpec(StrictModel):
     name: Name | None = Field(
         None, description="A name that phase-scoped objectives and reports use; default is its position."
     )
-    action: Literal["kill", "pause"] | None = Field(
+    action: Literal["kill", "pause", "restart"] | None = Field(
         None,
-        description="kill stops the process and starts it again when the fault ends (same port, empty "
-        "state for Redis); pause freezes it with SIGSTOP and resumes it with SIGCONT.",
+        description="kill stops the process with SIGKILL and starts it again when the fault ends (same "
+        "port, empty state for Redis); restart sends SIGTERM, waits for the process to exit, and starts "
+        "it again on the same port once it exited and the fault's time is up; pause freezes it with "
+        "SIGSTOP and resumes it with SIGCONT.",
     )
     toxic: ToxicSpec | None = Field(
         None, description="A network fault on the target's traffic, applied by the fault proxy."
@@ -117,7 +119,9 @@ class FaultSpec(StrictModel):
     @model_validator(mode="after")
     def _one_kind(self) -> FaultSpec:
         if (self.action is None) == (self.toxic is None):
-            raise ValueError("a fault needs exactly one of action (kill, pause) or toxic (a network fault)")
+            raise ValueError(
+                "a fault needs exactly one of action (kill, pause, restart) or toxic (a network fault)"
+            )
         return self
 
     @field_validator("target")

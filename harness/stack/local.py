@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +52,7 @@ def mock_llm_options(spec: UpstreamSpec) -> list[str]:
         "--output-tokens", str(spec.output_tokens),
         "--chunk-tokens", str(spec.chunk_tokens),
         "--error-rate", f"{spec.error_rate:g}",
+        "--error-status", str(spec.error_status),
         "--model", MOCK_MODEL_NAME,
     ]  # fmt: skip
 
@@ -76,11 +79,22 @@ def gateway_config(
     spec: StackSpec, redis_url: str, upstream_urls: dict[str, str], api_keys: dict[str, str]
 ) -> dict[str, Any]:
     """Build the gateway configuration for this stack."""
+    fallbacks = spec.model_fallbacks()
     return {
         "redis": {"url": redis_url},
-        "upstreams": {name: {"base_url": url} for name, url in upstream_urls.items()},
+        "upstreams": {
+            name: {"base_url": url, **spec.upstreams[name].gateway_settings()}
+            for name, url in upstream_urls.items()
+        },
         "models": {
-            alias: {"upstream": upstream, "upstream_model": MOCK_MODEL_NAME}
+            alias: {
+                "upstream": upstream,
+                "upstream_model": MOCK_MODEL_NAME,
+                "fallbacks": [
+                    entry if isinstance(entry, str) else entry.model_dump()
+                    for entry in fallbacks.get(alias, [])
+                ],
+            }
             for alias, upstream in spec.model_routes().items()
         },
         "tenants": {
@@ -100,6 +114,12 @@ def gateway_config(
             "completion_token_estimate": spec.rate_limits.completion_token_estimate,
             "on_redis_error": spec.rate_limits.on_redis_error,
         },
+        "load_shedding": {
+            "max_in_flight": spec.load_shedding.max_in_flight,
+            "max_in_flight_per_tenant": spec.load_shedding.max_in_flight_per_tenant,
+            "retry_after_s": max(1, math.ceil(spec.load_shedding.retry_after)),
+        },
+        "shutdown": {"drain_timeout_s": spec.shutdown.drain_timeout},
     }
 
 
@@ -113,6 +133,9 @@ class _Service:
     make_argv: Callable[[int], list[str]] | None = None
     """Command line for an inherited socket; None for redis-server, which binds its own port."""
     ready_path: str = "/healthz"
+    listener: socket.socket | None = None
+    """A gateway's listening socket, which the stack keeps open so that connections made while the
+    gateway restarts wait in its backlog for the next process, as under a socket-activating supervisor."""
 
 
 class LocalStack:
@@ -225,7 +248,8 @@ class LocalStack:
         """Start one process per name on an inherited loopback socket; wait until each is ready."""
         started: list[_Service] = []
         for name, make_argv in argv_by_name.items():
-            service = self._launch(f"{prefix}{name}", make_argv, ready_path, port=0)
+            keep = bind_loopback_socket(0) if prefix == "gateway-" else None
+            service = self._launch(f"{prefix}{name}", make_argv, ready_path, port=0, listener=keep)
             self.services[service.name] = service
             started.append(service)
         for service in started:
@@ -236,9 +260,14 @@ class LocalStack:
         }
 
     def _launch(
-        self, name: str, make_argv: Callable[[int], list[str]], ready_path: str, port: int
+        self,
+        name: str,
+        make_argv: Callable[[int], list[str]],
+        ready_path: str,
+        port: int,
+        listener: socket.socket | None = None,
     ) -> _Service:
-        sock = bind_loopback_socket(port)
+        sock = listener or bind_loopback_socket(port)
         try:
             process = ManagedProcess(
                 name,
@@ -249,29 +278,33 @@ class LocalStack:
             )
             process.start()
             self._started(process)
-            return _Service(name, sock.getsockname()[1], process, make_argv, ready_path)
+            return _Service(name, sock.getsockname()[1], process, make_argv, ready_path, listener)
         finally:
-            sock.close()
+            if listener is None:
+                sock.close()
 
     def _wait_ready(self, service: _Service) -> None:
         url = f"http://127.0.0.1:{service.port}{service.ready_path}"
         wait_until_ready(service.process, http_probe(url), url, self.ready_timeout_s)
 
-    def restart(self, name: str) -> None:
-        """Start a stopped service again on its port and wait until it is ready."""
+    def restart(self, name: str, stop_timeout_s: float = 10.0) -> None:
+        """Stop a service (SIGKILL after ``stop_timeout_s``), start it on its port, wait until ready."""
         service = self.services[name]
-        service.process.stop()
+        service.process.stop(timeout_s=stop_timeout_s)
         if service.make_argv is None:
             service.process, _ = start_redis(
                 self.workdir, timeout_s=self.ready_timeout_s, port=service.port, on_start=self._started
             )
             return
-        restarted = self._launch(name, service.make_argv, service.ready_path, service.port)
+        restarted = self._launch(name, service.make_argv, service.ready_path, service.port, service.listener)
         self.services[name] = restarted
         self._wait_ready(restarted)
 
     def apply_fault(self, target: str, action: str) -> Callable[[], None]:
-        """Kill or pause the target service now; return the function that undoes it."""
+        """Kill, restart or pause the target service now; return the function that undoes it.
+
+        A restart sends SIGTERM now; its undo waits for the exit (the drain) and starts the service again.
+        """
         service = self.services[service_name(target)]
         if action == "pause":
             service.process.signal(signal.SIGSTOP)
@@ -279,7 +312,11 @@ class LocalStack:
         if action == "kill":
             service.process.kill()
             return lambda: self.restart(service.name)
-        raise ValueError(f"unknown fault action {action!r}; use kill or pause")
+        if action == "restart":
+            service.process.signal(signal.SIGTERM)
+            drain_s = self.spec.shutdown.drain_timeout + 5.0
+            return lambda: self.restart(service.name, stop_timeout_s=drain_s)
+        raise ValueError(f"unknown fault action {action!r}; use kill, pause or restart")
 
     def apply_toxic(self, target: str, toxic: ToxicSpec) -> Callable[[], None]:
         """Put a network toxic on the target's fault proxy now; return the function that removes it."""
@@ -308,6 +345,9 @@ class LocalStack:
                 process.stop()
             except Exception as exc:  # keep stopping the others; report all at the end
                 errors.append(f"{process.name}: {exc}")
+        for service in self.services.values():
+            if service.listener is not None:
+                service.listener.close()
         self.endpoints = None
         self.front = None
         if errors:

@@ -5,18 +5,16 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-import queue
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import httpx
 
@@ -25,55 +23,17 @@ from harness.stack.errors import StackError
 _PR_SET_PDEATHSIG = 1
 
 
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slogate-spawner")
+"""Starts every child. Linux sends the parent-death signal when the *thread* that forked the child
+exits, so a service restarted from a short-lived worker thread (a fault's undo) would stop with
+it. This thread lives as long as the harness."""
+
+
 def _die_with_parent() -> None:
     """Ask Linux to send SIGTERM to the child when the harness dies, even by SIGKILL."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-class _Spawner:
-    """A thread that lives as long as the harness and starts the child processes asked for elsewhere.
-
-    Linux sends PR_SET_PDEATHSIG's signal when the *thread* that forked a child exits, not only
-    when the process does. A service restarted by a short-lived worker thread (a fault undone
-    during a load) would be stopped as soon as that thread ended, so every fork off the main
-    thread happens on this one instead.
-    """
-
-    def __init__(self) -> None:
-        self._requests: queue.SimpleQueue[tuple[Callable[[], subprocess.Popen[bytes]], Future[Any]]] = (
-            queue.SimpleQueue()
-        )
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def run(self, start: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
-        if threading.current_thread() is threading.main_thread():
-            return start()
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._serve, name="slogate-spawner", daemon=True)
-                self._thread.start()
-        result: Future[subprocess.Popen[bytes]] = Future()
-        self._requests.put((start, result))
-        return result.result()
-
-    def _serve(self) -> None:
-        while True:
-            start, result = self._requests.get()
-            try:
-                result.set_result(start())
-            except BaseException as exc:
-                result.set_exception(exc)
-
-
-_SPAWNER = _Spawner()
-
-
-def spawn(argv: Sequence[str], **options: Any) -> subprocess.Popen[bytes]:
-    """Start ``subprocess.Popen(argv, **options)`` from the main thread or the long-lived spawner thread."""
-    return _SPAWNER.run(lambda: subprocess.Popen(list(argv), **options))
 
 
 def bind_loopback_socket(port: int = 0) -> socket.socket:
@@ -133,7 +93,8 @@ class ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = self.log_path.open("ab")
         try:
-            self._popen = spawn(
+            self._popen = _SPAWNER.submit(
+                subprocess.Popen,
                 self.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=self._log_file,
@@ -142,7 +103,7 @@ class ManagedProcess:
                 pass_fds=self.pass_fds,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
-            )
+            ).result()
         except OSError as exc:
             self._close_log()
             raise StackError(f"cannot start {self.name} ({self.argv[0]}): {exc}") from exc

@@ -46,7 +46,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--error-rate",
         type=float,
         default=0.0,
-        help="fraction of requests that get HTTP 500, 0 to 1 (default: 0)",
+        help="fraction of requests that get --error-status, 0 to 1 (default: 0)",
+    )
+    parser.add_argument(
+        "--error-status", type=int, default=500, help="HTTP status of injected errors (default: 500)"
+    )
+    parser.add_argument(
+        "--retry-after-s", type=int, default=None, help="Retry-After of injected errors (default: none)"
+    )
+    parser.add_argument(
+        "--stall-after-tokens", type=int, default=None, help="pause a stream after this many tokens"
+    )
+    parser.add_argument("--stall-ms", type=float, default=0.0, help="length of that pause in ms (default: 0)")
+    parser.add_argument(
+        "--disconnect-after-tokens",
+        type=int,
+        default=None,
+        help="drop a stream's connection after this many tokens",
+    )
+    parser.add_argument(
+        "--split-utf8",
+        action="store_true",
+        help="send each stream event in two writes, cut inside a multi-byte character",
     )
     parser.add_argument(
         "--max-concurrency",
@@ -66,6 +87,12 @@ def settings_from_args(args: argparse.Namespace) -> MockSettings:
         output_tokens=args.output_tokens,
         chunk_tokens=args.chunk_tokens,
         error_rate=args.error_rate,
+        error_status=args.error_status,
+        retry_after_s=args.retry_after_s,
+        stall_after_tokens=args.stall_after_tokens,
+        stall_ms=args.stall_ms,
+        disconnect_after_tokens=args.disconnect_after_tokens,
+        split_utf8=args.split_utf8,
         max_concurrency=args.max_concurrency,
     )
 

@@ -1,15 +1,21 @@
-"""aiohttp server of the mock upstream LLM: an OpenAI-compatible chat completions API with set timing."""
+"""aiohttp server of the mock upstream LLM: an OpenAI-compatible chat completions API with set timing.
+
+Tests change its behaviour while it runs (``PATCH /mock/settings``) and read what reached it
+(``GET /mock/stats``): every request's arrival time, and every client that went away.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
-from dataclasses import dataclass
+import time
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from target_service.mock_llm.generation import (
     Completion,
@@ -20,51 +26,86 @@ from target_service.mock_llm.generation import (
 )
 from target_service.mock_llm.settings import MockSettings
 
+MAX_ARRIVALS_KEPT = 10_000
+SPLIT_WRITE_PAUSE_S = 0.005
+"""Pause between the two halves of a split event, so they reach the client in separate reads."""
+
 
 @dataclass
 class MockStats:
-    """Counters of chat completion requests that reached the mock. ``errors`` counts every 4xx and 5xx."""
+    """What reached the mock. ``errors`` counts every 4xx and 5xx; times are Unix seconds."""
 
     requests: int = 0
     errors: int = 0
     in_flight: int = 0
+    disconnects: int = 0
+    arrivals: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_ARRIVALS_KEPT))
+    """Per chat completion request: ``at``, ``request_id`` and ``traceparent`` headers."""
+    disconnected_at: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_ARRIVALS_KEPT))
+    """When each client that went away before its response ended was noticed."""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "in_flight": self.in_flight,
+            "disconnects": self.disconnects,
+            "arrivals": list(self.arrivals),
+            "disconnected_at": list(self.disconnected_at),
+        }
+
+
+@dataclass
+class MockState:
+    """The settings in force, which ``PATCH /mock/settings`` replaces, and the counters."""
+
+    settings: MockSettings
+    stats: MockStats = field(default_factory=MockStats)
+    error_rng: random.Random = field(default_factory=random.Random)
+    limit: asyncio.Semaphore | None = None
 
 
 class MockRequestError(Exception):
     """A request that gets an OpenAI error response."""
 
-    def __init__(self, status: int, message: str, type_: str, code: str, param: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type_: str,
+        code: str,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
+        self.headers = headers or {}
 
     def response(self) -> web.Response:
-        return web.json_response(self.body, status=self.status)
+        return web.json_response(self.body, status=self.status, headers=self.headers)
 
 
-SETTINGS_KEY = web.AppKey("settings", MockSettings)
-STATS_KEY = web.AppKey("stats", MockStats)
-ERROR_RNG_KEY = web.AppKey("error_rng", random.Random)
-LIMIT_KEY = web.AppKey("limit", asyncio.Semaphore)
+STATE_KEY = web.AppKey("state", MockState)
 
 
 def create_mock_app(settings: MockSettings) -> web.Application:
     """Build the mock's aiohttp application. Each app has its own counters and error sequence."""
     app = web.Application()
-    app[SETTINGS_KEY] = settings
-    app[STATS_KEY] = MockStats()
-    app[ERROR_RNG_KEY] = random.Random(settings.seed)
+    app[STATE_KEY] = MockState(settings, error_rng=random.Random(settings.seed))
     if settings.max_concurrency is not None:
-        app[LIMIT_KEY] = asyncio.Semaphore(settings.max_concurrency)
+        app[STATE_KEY].limit = asyncio.Semaphore(settings.max_concurrency)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/mock/stats", stats)
+    app.router.add_post("/mock/reset", reset_stats)
+    app.router.add_patch("/mock/settings", update_settings)
     return app
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    limit = request.app.get(LIMIT_KEY)
+    limit = request.app[STATE_KEY].limit
     if limit is None:
         return await _serve(request)
     async with limit:
@@ -73,13 +114,23 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 async def _serve(request: web.Request) -> web.StreamResponse:
     arrived_s = asyncio.get_running_loop().time()
-    stats = request.app[STATS_KEY]
+    stats = request.app[STATE_KEY].stats
     stats.requests += 1
+    stats.arrivals.append(
+        {
+            "at": time.time(),
+            "request_id": request.headers.get("x-request-id"),
+            "traceparent": request.headers.get("traceparent"),
+        }
+    )
     stats.in_flight += 1
     try:
         response = await _answer(request, arrived_s)
     except MockRequestError as exc:
         response = exc.response()
+    except asyncio.CancelledError:
+        _count_disconnect(stats)
+        raise
     finally:
         stats.in_flight -= 1
     if response.status >= 400:
@@ -87,8 +138,14 @@ async def _serve(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def _count_disconnect(stats: MockStats) -> None:
+    stats.disconnects += 1
+    stats.disconnected_at.append(time.time())
+
+
 async def _answer(request: web.Request, arrived_s: float) -> web.StreamResponse:
-    settings = request.app[SETTINGS_KEY]
+    state = request.app[STATE_KEY]
+    settings = state.settings
     body = await _read_body(request)
     if body["model"] != settings.model:
         raise MockRequestError(
@@ -98,8 +155,8 @@ async def _answer(request: web.Request, arrived_s: float) -> web.StreamResponse:
             "model_not_found",
             "model",
         )
-    if request.app[ERROR_RNG_KEY].random() < settings.error_rate:
-        raise MockRequestError(500, "injected mock upstream error", "server_error", "mock_injected_error")
+    if state.error_rng.random() < settings.error_rate:
+        raise injected_error(settings)
     completion = generate(
         settings.seed, settings.model, body["messages"], settings.output_tokens, _max_tokens(body)
     )
@@ -108,6 +165,19 @@ async def _answer(request: web.Request, arrived_s: float) -> web.StreamResponse:
     chunk_count = _chunk_count(completion, settings)
     await _sleep_until(arrived_s + settings.chunk_due_s(max(chunk_count - 1, 0)))
     return web.json_response(completion_body(completion), dumps=_dumps)
+
+
+def injected_error(settings: MockSettings) -> MockRequestError:
+    """Return the error an injected failure answers with: error_status, and Retry-After when set."""
+    headers = {} if settings.retry_after_s is None else {"retry-after": str(settings.retry_after_s)}
+    if settings.error_status == 429:
+        return MockRequestError(
+            429, "injected mock rate limit", "requests", "rate_limit_exceeded", headers=headers
+        )
+    type_ = "server_error" if settings.error_status >= 500 else "invalid_request_error"
+    return MockRequestError(
+        settings.error_status, "injected mock upstream error", type_, "mock_injected_error", headers=headers
+    )
 
 
 async def _stream(
@@ -120,34 +190,81 @@ async def _stream(
     response = web.StreamResponse(headers={"cache-control": "no-cache"})
     response.content_type = "text/event-stream"
     await response.prepare(request)
-    # A client that went away needs no more events.
-    with contextlib.suppress(ConnectionResetError):
-        await _write_events(response, settings, completion, arrived_s, include_usage)
+    writer = _EventWriter(request, response, settings)
+    try:
+        await _write_events(writer, settings, completion, arrived_s, include_usage)
+    except ConnectionResetError:
+        _count_disconnect(request.app[STATE_KEY].stats)  # the client went away mid-stream
     return response
 
 
+class _EventWriter:
+    """Writes SSE events, split in two network writes when the settings ask for it."""
+
+    def __init__(self, request: web.Request, response: web.StreamResponse, settings: MockSettings) -> None:
+        self.request = request
+        self.response = response
+        self.split = settings.split_utf8
+
+    async def write(self, payload: bytes) -> None:
+        if not self.split:
+            await self.response.write(payload)
+            return
+        cut = _split_point(payload)
+        await self.response.write(payload[:cut])
+        await asyncio.sleep(SPLIT_WRITE_PAUSE_S)
+        await self.response.write(payload[cut:])
+
+    def drop_connection(self) -> None:
+        """Close the connection mid-response, after the events already written reach the client."""
+        transport = self.request.transport
+        if transport is not None:
+            transport.close()
+
+
+def _split_point(payload: bytes) -> int:
+    """Return an offset just after the first byte of a multi-byte character, else the middle."""
+    for offset, byte in enumerate(payload):
+        if byte >= 0xC0:  # the lead byte of a multi-byte UTF-8 sequence
+            return offset + 1
+    return max(len(payload) // 2, 1)
+
+
 async def _write_events(
-    response: web.StreamResponse,
+    writer: _EventWriter,
     settings: MockSettings,
     completion: Completion,
     arrived_s: float,
     include_usage: bool,
 ) -> None:
     role_delta = {"role": "assistant", "content": ""}
-    await response.write(_event(chunk_body(completion, role_delta, include_usage=include_usage)))
+    await writer.write(_event(chunk_body(completion, role_delta, include_usage=include_usage)))
 
+    stalled_s = 0.0
+    sent_tokens = 0
     for index, start in enumerate(range(0, len(completion.tokens), settings.chunk_tokens)):
+        if settings.disconnect_after_tokens is not None and sent_tokens >= settings.disconnect_after_tokens:
+            writer.drop_connection()
+            return
+        if (
+            settings.stall_after_tokens is not None
+            and sent_tokens >= settings.stall_after_tokens
+            and not stalled_s
+        ):
+            stalled_s = settings.stall_ms / 1000
         # Each chunk waits for its absolute due time, so slow writes or late wake-ups do not add up.
-        await _sleep_until(arrived_s + settings.chunk_due_s(index))
-        text = "".join(completion.tokens[start : start + settings.chunk_tokens])
-        await response.write(_event(chunk_body(completion, {"content": text}, include_usage=include_usage)))
+        await _sleep_until(arrived_s + stalled_s + settings.chunk_due_s(index))
+        tokens = completion.tokens[start : start + settings.chunk_tokens]
+        delta = {"content": "".join(tokens)}
+        await writer.write(_event(chunk_body(completion, delta, include_usage=include_usage)))
+        sent_tokens += len(tokens)
 
     finish = chunk_body(completion, {}, completion.finish_reason, include_usage=include_usage)
     tail = _event(finish)
     if include_usage:
         tail += _event(usage_chunk_body(completion))
-    await response.write(tail + b"data: [DONE]\n\n")
-    await response.write_eof()
+    await writer.write(tail + b"data: [DONE]\n\n")
+    await writer.response.write_eof()
 
 
 async def _read_body(request: web.Request) -> dict[str, Any]:
@@ -220,7 +337,7 @@ def _event(payload: dict[str, Any]) -> bytes:
 
 async def list_models(request: web.Request) -> web.Response:
     model = {
-        "id": request.app[SETTINGS_KEY].model,
+        "id": request.app[STATE_KEY].settings.model,
         "object": "model",
         "created": 0,
         "owned_by": "slogate-mock",
@@ -233,7 +350,31 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def stats(request: web.Request) -> web.Response:
-    counters = request.app[STATS_KEY]
-    return web.json_response(
-        {"requests": counters.requests, "errors": counters.errors, "in_flight": counters.in_flight}
-    )
+    return web.json_response(request.app[STATE_KEY].stats.as_json())
+
+
+async def reset_stats(request: web.Request) -> web.Response:
+    """Zero the counters and forget the arrivals; requests in flight stay counted as in flight."""
+    state = request.app[STATE_KEY]
+    state.stats = MockStats(in_flight=state.stats.in_flight)
+    return web.json_response(state.stats.as_json())
+
+
+async def update_settings(request: web.Request) -> web.Response:
+    """Replace the given settings fields for the requests that arrive from now on.
+
+    ``max_concurrency`` and ``seed`` are fixed at start-up, since the queue and the error
+    sequence already exist.
+    """
+    state = request.app[STATE_KEY]
+    try:
+        changes = await request.json()
+        if not isinstance(changes, dict):
+            raise ValueError("the body must be a JSON object of settings fields")
+        fixed = {"max_concurrency", "seed"} & set(changes)
+        if fixed:
+            raise ValueError(f"{', '.join(sorted(fixed))} cannot change while the mock runs")
+        state.settings = MockSettings.model_validate({**state.settings.model_dump(), **changes})
+    except (ValueError, ValidationError) as exc:
+        raise web.HTTPBadRequest(text=f"invalid settings: {exc}") from None
+    return web.json_response(state.settings.model_dump())

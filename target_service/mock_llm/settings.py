@@ -1,4 +1,4 @@
-"""Behaviour settings of the mock upstream LLM: output, timing and injected errors."""
+"""Behaviour settings of the mock upstream LLM: output, timing and injected failures."""
 
 from __future__ import annotations
 
@@ -23,7 +23,29 @@ class MockSettings(BaseModel):
     )
     chunk_tokens: int = Field(default=1, ge=1, description="Tokens per streamed content chunk.")
     error_rate: float = Field(
-        default=0.0, ge=0, le=1, description="Fraction of requests that get an HTTP 500 response."
+        default=0.0, ge=0, le=1, description="Fraction of requests answered with error_status."
+    )
+    error_status: int = Field(
+        default=500, ge=400, le=599, description="HTTP status of injected errors, such as 429, 500 or 503."
+    )
+    retry_after_s: int | None = Field(
+        default=None,
+        ge=0,
+        description="Retry-After header of injected errors, in whole seconds; None sends none.",
+    )
+    stall_after_tokens: int | None = Field(
+        default=None, ge=0, description="A stream pauses for stall_ms after this many content tokens."
+    )
+    stall_ms: float = Field(default=0.0, ge=0, description="Length of the mid-stream pause.")
+    disconnect_after_tokens: int | None = Field(
+        default=None,
+        ge=0,
+        description="A stream drops its connection after this many content tokens, with no [DONE].",
+    )
+    split_utf8: bool = Field(
+        default=False,
+        description="Send each stream event in two network writes, cut inside a multi-byte UTF-8 "
+        "character when the event has one.",
     )
     max_concurrency: int | None = Field(
         default=None,

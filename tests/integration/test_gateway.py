@@ -67,7 +67,7 @@ def gateway_config(redis_url: str, mock: str, failing: str, slow: str) -> dict[s
         "upstreams": {
             "primary": {"base_url": f"{mock}/v1"},
             "failing": {"base_url": f"{failing}/v1"},
-            "slow": {"base_url": f"{slow}/v1", "read_timeout_s": 0.5, "total_timeout_s": 1.0},
+            "slow": {"base_url": f"{slow}/v1", "idle_timeout_s": 0.5, "total_timeout_s": 1.0},
             "dead": {"base_url": dead_url, "connect_timeout_s": 0.5},
         },
         "models": {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -116,8 +117,13 @@ def test_auth_tenant_in_log_key_never(gateway: RunningServer) -> None:
         tenant=None,
         headers={"authorization": "Bearer sk-wrong-secret", "x-request-id": "auth-log-2"},
     )
+    # The request log line is written just after the response's last byte, so wait for it.
+    deadline = time.monotonic() + 3.0
+    entries: dict[str, Any] = {}
+    while "auth-log-2" not in entries and time.monotonic() < deadline:
+        entries = {entry.get("request_id"): entry for entry in log_lines(gateway)}
+        time.sleep(0.02)
     text = gateway.process.log_path.read_text()
-    entries = {entry.get("request_id"): entry for entry in log_lines(gateway)}
     assert entries["auth-log-1"]["tenant"] == "alpha"
     assert entries["auth-log-1"]["key_id"] == "alpha-key"
     assert entries["auth-log-2"]["status"] == 401

@@ -70,3 +70,17 @@ def test_outage_gate_catches_500s(pytester: pytest.Pytester, monkeypatch: pytest
     details = failed(report)
     assert "no status 500, 502, 503, 504" in details
     assert "HTTP 500" in details["no status 500, 502, 503, 504"]
+
+
+def test_fallback_gate_catches_missing_fallback(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    report = run_broken(pytester, monkeypatch, "upstream-fallback.yaml", "no_fallback", "0.2")
+    details = failed(report)
+    assert "error_rate <= 0%" in details
+    assert "no status 500, 502, 503, 504" in details
+
+
+def test_restart_gate_catches_cut_streams(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    report = run_broken(pytester, monkeypatch, "graceful-restart.yaml", "exit_on_sigterm", "0.3")
+    assert "error_rate <= 0%" in failed(report)

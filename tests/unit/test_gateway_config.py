@@ -44,7 +44,8 @@ def test_config_example_loads() -> None:
 def test_config_defaults_fill_upstream(tmp_path: Path) -> None:
     upstream = load_config(write_config(tmp_path, MINIMAL_YAML)).upstreams["primary"]
     assert upstream.connect_timeout_s == 2.0
-    assert upstream.read_timeout_s == 30.0
+    assert upstream.idle_timeout_s == 30.0
+    assert upstream.first_token_timeout_s == 60.0
     assert upstream.total_timeout_s == 300.0
     assert upstream.max_connections == 256
     assert upstream.bearer_token() is None
@@ -55,10 +56,10 @@ def test_config_upstream_model_defaults_alias(tmp_path: Path) -> None:
 
 
 def test_config_environment_overrides_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SLOGATE_GATEWAY_UPSTREAMS__PRIMARY__READ_TIMEOUT_S", "5")
+    monkeypatch.setenv("SLOGATE_GATEWAY_UPSTREAMS__PRIMARY__IDLE_TIMEOUT_S", "5")
     monkeypatch.setenv("SLOGATE_GATEWAY_REDIS__URL", "redis://127.0.0.1:6390/1")
     config = load_config(write_config(tmp_path, MINIMAL_YAML))
-    assert config.upstreams["primary"].read_timeout_s == 5.0
+    assert config.upstreams["primary"].idle_timeout_s == 5.0
     assert config.upstreams["primary"].base_url == "http://127.0.0.1:9001/v1"
     assert config.redis.url == "redis://127.0.0.1:6390/1"
 

@@ -358,7 +358,7 @@ def test_policy_scenario_loads(tmp_path: Path) -> None:
         (("target: redis", "target: upstream.ghost"), "faults[0].target", "no upstream 'ghost'"),
         (("target: redis", "target: database"), "faults[0].target", "invalid fault target 'database'"),
         (("at: 2s", "at: 12s"), "faults[0].at", "the load has already ended"),
-        (("action: kill", "action: explode"), "faults[0].action", "'kill' or 'pause'"),
+        (("action: kill", "action: explode"), "faults[0].action", "'kill', 'pause' or 'restart'"),
         (
             ("tenant: gold, max", "tenant: lead, max"),
             "checks[0].tenant",

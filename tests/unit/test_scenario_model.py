@@ -3,9 +3,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from harness.scenario.model import DEFAULT_MODEL_ALIAS, RequestSpec, Scenario, StackSpec
 from harness.scenario.schema import scenario_json_schema
+from harness.stack.local import gateway_config
+from target_service.config import GatewayConfig
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -126,3 +129,37 @@ def test_json_schema_accepts_valid_slo_forms() -> None:
 def test_json_schema_is_serializable() -> None:
     schema = scenario_json_schema()
     assert json.loads(json.dumps(schema))["$schema"].endswith("2020-12/schema")
+
+
+def test_stack_fallback_chain_written_to_gateway_config() -> None:
+    spec = StackSpec.model_validate(
+        {
+            "upstreams": {"primary": {"retry": {"base_backoff": "50ms"}}, "backup": {"idle_timeout": "2s"}},
+            "models": {"chat": {"upstream": "primary", "fallbacks": ["backup"]}, "plain": "backup"},
+            "load_shedding": {"max_in_flight": 10, "retry_after": "1500ms"},
+            "shutdown": {"drain_timeout": "5s"},
+        }
+    )
+    urls = {"primary": "http://127.0.0.1:1/v1", "backup": "http://127.0.0.1:2/v1"}
+    config = gateway_config(spec, "redis://127.0.0.1:3/0", urls, {"default": "sk-x"})
+    assert config["models"]["chat"]["fallbacks"] == ["backup"]
+    assert config["models"]["plain"] == {"upstream": "backup", "upstream_model": "mock-llm", "fallbacks": []}
+    assert config["upstreams"]["primary"]["retry"]["base_backoff_s"] == 0.05
+    assert config["upstreams"]["backup"]["idle_timeout_s"] == 2.0
+    assert config["load_shedding"]["retry_after_s"] == 2
+    assert config["shutdown"] == {"drain_timeout_s": 5.0}
+    assert GatewayConfig(**config).route_chain("chat")[1].upstream == "backup"
+
+
+def test_stack_fallback_cycle_rejected() -> None:
+    models = {
+        "a": {"upstream": "primary", "fallbacks": [{"model": "b"}]},
+        "b": {"upstream": "primary", "fallbacks": [{"model": "a"}]},
+    }
+    with pytest.raises(ValidationError, match="fallback cycle a -> b -> a"):
+        StackSpec.model_validate({"models": models})
+
+
+def test_stack_unknown_fallback_upstream_rejected() -> None:
+    with pytest.raises(ValidationError, match="routes to upstream 'ghost'"):
+        StackSpec.model_validate({"models": {"a": {"upstream": "primary", "fallbacks": ["ghost"]}}})

@@ -63,11 +63,35 @@ def _fail_with_500() -> None:
     ratelimit.RateLimiter._unchecked = unchecked
 
 
+def _no_fallback() -> None:
+    """Send every request to its model's first upstream only, as a gateway without fallbacks would."""
+    from target_service import dispatch
+
+    original = dispatch.Dispatcher.__init__
+
+    def __init__(self, exchange, chain):  # type: ignore[no-untyped-def]
+        original(self, exchange, chain[:1])
+
+    dispatch.Dispatcher.__init__ = __init__
+
+
+def _exit_on_sigterm() -> None:
+    """Exit at once on SIGTERM, cutting requests in flight, as a gateway without a drain would."""
+    from target_service import lifecycle
+
+    def handle_exit(self, sig, frame):  # type: ignore[no-untyped-def]
+        os._exit(0)
+
+    lifecycle.GatewayServer.handle_exit = handle_exit
+
+
 _PATCHES = {
     "never_hit": _never_hit,
     "key_without_tenant": _key_without_tenant,
     "read_then_write": _read_then_write,
     "fail_with_500": _fail_with_500,
+    "no_fallback": _no_fallback,
+    "exit_on_sigterm": _exit_on_sigterm,
 }
 
 if BREAK in _PATCHES:
