@@ -38,7 +38,7 @@ from harness.scenario.errors import ScenarioError
 from harness.scenario.loader import SCENARIO_SUFFIXES, LoadedScenario, duplicate_name_problem, load_scenario
 from harness.scenario.stack import StackSpec
 from harness.stack.base import StackBackend
-from harness.stack.errors import StackError
+from harness.stack.errors import StackError, UnsupportedFault
 from harness.stack.external import ExternalStack
 from harness.stack.fault_proxy import FAULT_PROXY_MODES, FaultProxyMode
 from harness.stack.images import DEFAULT_GATEWAY_IMAGE, DEFAULT_REDIS_IMAGE, DockerImages
@@ -374,6 +374,9 @@ class ScenarioItem(pytest.Function):
             raise
         try:
             result = run_scenario(self.loaded, backend, endpoints, run.settings, self._progress_printer())
+        except UnsupportedFault as exc:
+            self._record(run, self._failed_run(run, started_at, f"the scenario did not run: {exc}"))
+            raise
         except Exception as exc:
             self._record(
                 run, self._failed_run(run, started_at, f"the scenario crashed: {type(exc).__name__}: {exc}")
@@ -434,6 +437,8 @@ class ScenarioItem(pytest.Function):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, ScenarioFailed):
             return str(excinfo.value)
+        if isinstance(excinfo.value, UnsupportedFault):
+            return f"scenario {self.name} did not run:\n{excinfo.value}"
         if isinstance(excinfo.value, StackError):
             return f"the stack for scenario {self.name} did not start:\n{excinfo.value}"
         return super().repr_failure(excinfo)

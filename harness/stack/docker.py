@@ -2,9 +2,10 @@
 
 Redis, the fault proxy, the mock upstream LLMs and the gateway replicas run from images, with host
 networking, each bound to 127.0.0.1 on a free port. The fault proxy sits in front of the services as
-in the local backend, with the same target names, so the same scenarios, toxics and process faults
-work. Every container is labelled with the run id and a stack id. ``down`` removes the stack's
-containers by label, and an exit handler does the same when the harness exits without calling it.
+in the local backend, with the same target names, so the same scenarios, toxics and kill and pause
+faults work. Every container is labelled with the run id and a stack id. ``down`` removes the
+stack's containers by label, and an exit handler does the same when the harness exits without
+calling it.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from testcontainers.core.waiting_utils import WaitStrategy, WaitStrategyTarget
 from harness.scenario.faults import ToxicSpec
 from harness.scenario.stack import StackSpec
 from harness.stack.base import Endpoints
-from harness.stack.errors import StackError
+from harness.stack.errors import StackError, UnsupportedFault
 from harness.stack.fault_proxy import FaultProxyFront
 from harness.stack.images import DockerImages
 from harness.stack.local import (
@@ -136,6 +137,10 @@ class DockerStack:
     """Every service of the stack as a container in the host's network namespace."""
 
     name = "docker"
+    # NOTE: no "restart": the local backend keeps a gateway's listening socket open across a graceful
+    # restart, so connections made meanwhile wait in its backlog. A container cannot inherit that
+    # socket, so they would be refused and the restart would not be graceful.
+    fault_actions: tuple[str, ...] = ("kill", "pause")
 
     def __init__(
         self,
@@ -319,6 +324,12 @@ class DockerStack:
 
     def apply_fault(self, target: str, action: str) -> Callable[[], None]:
         """Kill or pause the target's container now; return the function that undoes it."""
+        if action == "restart":
+            raise UnsupportedFault(
+                f"the restart fault on {target} is not supported by --backend docker: a container cannot "
+                "inherit a listening socket kept open across the restart, so connections made meanwhile "
+                "would be refused; run this scenario with --backend local"
+            )
         service = self.services[service_name(target)]
         if action == "pause":
             service.wrapped.pause()

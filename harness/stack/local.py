@@ -142,6 +142,7 @@ class LocalStack:
     """Every service of the stack as a child process of the harness, each in its own process group."""
 
     name = "local"
+    fault_actions: tuple[str, ...] = ("kill", "pause", "restart")
 
     def __init__(
         self,

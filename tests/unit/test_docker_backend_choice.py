@@ -6,11 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from harness.cli import _parser, _pytest_args
 from harness.plugin import HarnessRun
 from harness.runner import BACKENDS, RunSettings
 from harness.scenario.stack import StackSpec
 from harness.stack.docker import LABEL_MANAGED, LABEL_RUN_ID, DockerStack
+from harness.stack.errors import UnsupportedFault
 from harness.stack.images import DEFAULT_GATEWAY_IMAGE, DEFAULT_REDIS_IMAGE, DockerImages
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,3 +64,10 @@ def test_docker_backend_rejects_toxiproxy(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 4, result.stdout + result.stderr
     assert "--fault-proxy toxiproxy applies to the local backend" in result.stderr
+
+
+def test_docker_stack_rejects_restart_fault(tmp_path: Path) -> None:
+    stack = DockerStack(StackSpec(replicas=2), tmp_path, run_id="r")
+    assert stack.fault_actions == ("kill", "pause")
+    with pytest.raises(UnsupportedFault, match="--backend local"):
+        stack.apply_fault("gateway.1", "restart")
