@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 ifndef RUN_ID
 RUN_ID := $(shell date -u +%Y%m%d-%H%M%S)-$(shell od -An -N2 -tx1 /dev/urandom | tr -d ' \n')
 endif
+GATE_SCENARIOS ?= scenarios/
 GATE_ARGS ?=
 TEST_ARGS ?=
 
@@ -23,10 +24,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Bring up the local stack, run every scenario under scenarios/, write reports/RUN_ID/,
-# and exit non-zero when a blocking gate fails.
+# Bring up the local stack, run every scenario under scenarios/ (or GATE_SCENARIOS), write
+# reports/RUN_ID/, and exit non-zero when a blocking gate fails.
 gate: venv
-	$(BIN)/slogate run scenarios/ --run-id $(RUN_ID) --junitxml reports/$(RUN_ID)/junit.xml $(GATE_ARGS)
+	$(BIN)/slogate run $(GATE_SCENARIOS) --run-id $(RUN_ID) --junitxml reports/$(RUN_ID)/junit.xml $(GATE_ARGS)
 
 # The whole test suite but the docker backend's tests (make test-docker). pytest exits 5 when it
 # collected no test; say so, since CI treats it as a failure.

@@ -90,6 +90,7 @@ def test_jenkinsfile_stages_in_order() -> None:
         "Lint",
         "Unit tests",
         "Build image",
+        "Scenario gates: graceful restart (local)",
         "Scenario gates: docker",
         "Scenario gates: kubernetes",
         "Publish",
@@ -127,3 +128,10 @@ def test_jenkinsfile_publishes_reports_always() -> None:
         "report.html",
     ):
         assert step in JENKINSFILE
+
+
+def test_jenkinsfile_scenario_paths_exist() -> None:
+    paths = re.findall(r"scenarios/[\w.-]+\.yaml", JENKINSFILE)
+    assert paths
+    for path in paths:
+        assert (REPO / path).is_file(), f"the Jenkinsfile names {path}, which does not exist"
