@@ -8,10 +8,12 @@ STAMP := $(VENV)/.installed
 ifndef RUN_ID
 RUN_ID := $(shell date -u +%Y%m%d-%H%M%S)-$(shell od -An -N2 -tx1 /dev/urandom | tr -d ' \n')
 endif
+GATE_SCENARIOS ?= scenarios/
 GATE_ARGS ?=
 TEST_ARGS ?=
 
-.PHONY: venv gate test lint format clean bench-deps bench browser screenshot
+.PHONY: venv gate test lint format clean bench-deps bench browser screenshot docker-engine \
+	docker-engine-stop offline-images image test-docker docker-clean promote
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -22,14 +24,15 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Bring up the local stack, run every scenario under scenarios/, write reports/RUN_ID/,
-# and exit non-zero when a blocking gate fails.
+# Bring up the local stack, run every scenario under scenarios/ (or GATE_SCENARIOS), write
+# reports/RUN_ID/, and exit non-zero when a blocking gate fails.
 gate: venv
-	$(BIN)/slogate run scenarios/ --run-id $(RUN_ID) --junitxml reports/$(RUN_ID)/junit.xml $(GATE_ARGS)
+	$(BIN)/slogate run $(GATE_SCENARIOS) --run-id $(RUN_ID) --junitxml reports/$(RUN_ID)/junit.xml $(GATE_ARGS)
 
-# The whole test suite. pytest exits 5 when it collected no test; say so, since CI treats it as a failure.
+# The whole test suite but the docker backend's tests (make test-docker). pytest exits 5 when it
+# collected no test; say so, since CI treats it as a failure.
 test: venv
-	@rc=0; $(BIN)/pytest $(TEST_ARGS) || rc=$$?; \
+	@rc=0; $(BIN)/pytest -m "not docker" $(TEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5)" >&2; fi; \
 	exit $$rc
 
@@ -65,6 +68,41 @@ browser:
 screenshot: venv
 	SLOGATE_SCREENSHOT_DIR=reports/screenshots $(BIN)/pytest tests/e2e/test_report_browser.py -p no:cacheprovider
 	@echo "screenshot: reports/screenshots/report.png"
+
+# A Docker engine for the docker backend: the running one, else Debian's docker.io started with no
+# bridge network (as root). `make docker-engine-stop` stops it only if docker-engine started it.
+docker-engine:
+	bash .ci/docker-engine start
+
+docker-engine-stop:
+	bash .ci/docker-engine stop
+
+# The docker backend's images without a registry: a debootstrap Debian base (as root), then
+# target_service/Dockerfile and target_service/redis.Dockerfile built on it with --network none.
+# An image whose inputs did not change is reused.
+offline-images: venv
+	$(BIN)/python -m harness.stack.images
+
+# The gateway image from target_service/Dockerfile on its default base, for machines with a registry.
+image:
+	docker build --file target_service/Dockerfile --tag slogate-gateway:latest .
+
+# The docker backend's tests; they need an engine (make docker-engine) and the images (make offline-images).
+test-docker: venv
+	@rc=0; $(BIN)/pytest -m docker tests/docker $(TEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test-docker: pytest collected no tests (exit 5)" >&2; fi; \
+	exit $$rc
+
+# Push the gated gateway image to a registry: make promote PROMOTE_IMAGE=registry.example.com/slogate-gateway:1.2.3
+promote:
+	@test -n "$(PROMOTE_IMAGE)" || { echo "make promote: set PROMOTE_IMAGE to the registry reference to push, such as registry.example.com/slogate-gateway:1.2.3" >&2; exit 2; }
+	docker tag slogate-gateway:latest $(PROMOTE_IMAGE)
+	docker push $(PROMOTE_IMAGE)
+
+# Remove every container the docker backend left behind (after a killed run), or one run's with
+# DOCKER_RUN_ID=ID.
+docker-clean: venv
+	$(BIN)/python -m harness.stack.docker clean $(if $(DOCKER_RUN_ID),--run-id $(DOCKER_RUN_ID))
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

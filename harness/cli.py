@@ -27,6 +27,7 @@ from harness.scenario.gates import BaselineSpec
 from harness.scenario.loader import duplicate_name_problem, find_scenario_files, load_scenario
 from harness.scenario.schema import scenario_json_schema
 from harness.stack.fault_proxy import FAULT_PROXY_MODES
+from harness.stack.images import DEFAULT_GATEWAY_IMAGE, DEFAULT_REDIS_IMAGE
 from harness.stack.local import DEFAULT_READY_TIMEOUT_S
 
 EXIT_USAGE = 2
@@ -71,6 +72,19 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="KEY",
         help="with --backend external: API key sent as 'Authorization: Bearer KEY'",
+    )
+    run.add_argument(
+        "--docker-image",
+        default=DEFAULT_GATEWAY_IMAGE,
+        metavar="IMAGE",
+        help="with --backend docker: image of the gateway, mock upstreams and fault proxy, never pulled "
+        "(default: %(default)s, built by make offline-images)",
+    )
+    run.add_argument(
+        "--docker-redis-image",
+        default=DEFAULT_REDIS_IMAGE,
+        metavar="IMAGE",
+        help="with --backend docker: Redis image, never pulled (default: %(default)s)",
     )
     run.add_argument(
         "--stack-ready-timeout",
@@ -137,6 +151,8 @@ def _pytest_args(args: argparse.Namespace, files: Sequence[Path], extra: Sequenc
         f"--junitxml={junit}",
         f"--stack-ready-timeout={args.stack_ready_timeout}",
         f"--fault-proxy={args.fault_proxy}",
+        f"--docker-image={args.docker_image}",
+        f"--docker-redis-image={args.docker_redis_image}",
         *extra,
     ]
     if args.target_url is not None:

@@ -38,9 +38,10 @@ from harness.scenario.errors import ScenarioError
 from harness.scenario.loader import SCENARIO_SUFFIXES, LoadedScenario, duplicate_name_problem, load_scenario
 from harness.scenario.stack import StackSpec
 from harness.stack.base import StackBackend
-from harness.stack.errors import StackError
+from harness.stack.errors import StackError, UnsupportedFault
 from harness.stack.external import ExternalStack
 from harness.stack.fault_proxy import FAULT_PROXY_MODES, FaultProxyMode
+from harness.stack.images import DEFAULT_GATEWAY_IMAGE, DEFAULT_REDIS_IMAGE, DockerImages
 from harness.stack.local import DEFAULT_READY_TIMEOUT_S, LocalStack
 from harness.stack.pool import StackPool
 
@@ -85,6 +86,7 @@ class HarnessRun:
     settings: RunSettings
     ready_timeout_s: float
     fault_proxy: FaultProxyMode = "auto"
+    docker_images: DockerImages = field(default_factory=DockerImages)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     reports: list[ScenarioReport] = field(default_factory=list)
     collection_errors: list[str] = field(default_factory=list)
@@ -110,6 +112,17 @@ class HarnessRun:
             if settings.backend == "external":
                 assert settings.target_url is not None
                 return ExternalStack(spec, settings.target_url, settings.api_key, self.ready_timeout_s)
+            if settings.backend == "docker":
+                # Imported here: docker and testcontainers add a quarter second to every pytest start.
+                from harness.stack.docker import DockerStack
+
+                return DockerStack(
+                    spec,
+                    workdir,
+                    run_id=settings.run_id,
+                    images=self.docker_images,
+                    ready_timeout_s=self.ready_timeout_s,
+                )
             return LocalStack(
                 spec, workdir, ready_timeout_s=self.ready_timeout_s, fault_proxy=self.fault_proxy
             )
@@ -178,6 +191,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="With --backend external: API key sent as 'Authorization: Bearer KEY'.",
     )
     group.addoption(
+        "--docker-image",
+        default=DEFAULT_GATEWAY_IMAGE,
+        metavar="IMAGE",
+        help="With --backend docker: image of the gateway, mock upstreams and fault proxy, never pulled "
+        f"(default: {DEFAULT_GATEWAY_IMAGE}, built by make offline-images).",
+    )
+    group.addoption(
+        "--docker-redis-image",
+        default=DEFAULT_REDIS_IMAGE,
+        metavar="IMAGE",
+        help=f"With --backend docker: Redis image, never pulled (default: {DEFAULT_REDIS_IMAGE}).",
+    )
+    group.addoption(
         "--baseline",
         default=None,
         metavar="PATH",
@@ -212,8 +238,15 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
+    fault_proxy = config.getoption("fault_proxy")
+    if settings.backend == "docker" and fault_proxy == "toxiproxy":
+        raise pytest.UsageError(
+            "--fault-proxy toxiproxy applies to the local backend; the docker backend runs the embedded "
+            "fault proxy from the gateway image, so leave --fault-proxy at auto"
+        )
+    images = DockerImages(config.getoption("docker_image"), config.getoption("docker_redis_image"))
     run = HarnessRun(
-        settings, config.getoption("stack_ready_timeout"), fault_proxy=config.getoption("fault_proxy")
+        settings, config.getoption("stack_ready_timeout"), fault_proxy=fault_proxy, docker_images=images
     )
     baseline = config.getoption("baseline")
     if baseline is not None:
@@ -341,6 +374,9 @@ class ScenarioItem(pytest.Function):
             raise
         try:
             result = run_scenario(self.loaded, backend, endpoints, run.settings, self._progress_printer())
+        except UnsupportedFault as exc:
+            self._record(run, self._failed_run(run, started_at, f"the scenario did not run: {exc}"))
+            raise
         except Exception as exc:
             self._record(
                 run, self._failed_run(run, started_at, f"the scenario crashed: {type(exc).__name__}: {exc}")
@@ -401,6 +437,8 @@ class ScenarioItem(pytest.Function):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, ScenarioFailed):
             return str(excinfo.value)
+        if isinstance(excinfo.value, UnsupportedFault):
+            return f"scenario {self.name} did not run:\n{excinfo.value}"
         if isinstance(excinfo.value, StackError):
             return f"the stack for scenario {self.name} did not start:\n{excinfo.value}"
         return super().repr_failure(excinfo)

@@ -44,9 +44,9 @@ from harness.slo.evaluate import SLOContext, SLOVerdict, evaluate_slo, request_o
 from harness.slo.phases import PhaseMeasurements, measure_phases
 from harness.slo.recovery import Outcome, Recovery, measure_recovery
 from harness.stack.base import Endpoints, StackBackend
-from harness.stack.errors import StackError
+from harness.stack.errors import StackError, UnsupportedFault
 
-BACKENDS = ("local", "external")
+BACKENDS = ("local", "docker", "external")
 MAX_DURATION_SCALE = 1000.0
 
 
@@ -228,6 +228,7 @@ class _ScenarioRunner:
                 "faults need a managed stack, but --backend external only sends traffic; remove faults "
                 "from the scenario, or run it with --backend local"
             )
+        self.reject_unsupported_faults()
         collector = collector_for(self.scenario.checks, *_limited_tenants(self.scenario))
         faults = FaultThread(self.scenario.faults, self.perform_fault)
         faults.start()
@@ -251,6 +252,17 @@ class _ScenarioRunner:
         )
         result.verdicts = self.judge(trial.measurements, context)
         result.checks = self.judge_checks(collector, trial.load)
+
+    def reject_unsupported_faults(self) -> None:
+        """Raise UnsupportedFault before the load starts when the backend cannot perform a fault's action."""
+        actions = self.backend.fault_actions
+        for fault in self.scenario.faults:
+            if fault.action is not None and fault.action not in actions:
+                raise UnsupportedFault(
+                    f"the fault on {fault.target} (action: {fault.action}) is not supported by --backend "
+                    f"{self.backend.name}, which performs {' and '.join(actions) or 'no process faults'}; "
+                    "run this scenario with --backend local"
+                )
 
     def perform_fault(self, fault: FaultSpec) -> Callable[[], None]:
         """Apply a process action or a network toxic through the backend; return its undo."""

@@ -35,6 +35,8 @@ class Endpoints:
 
 class StackBackend(Protocol):
     name: str
+    fault_actions: tuple[str, ...]
+    """The process fault actions (a fault's ``action``) that ``apply_fault`` performs."""
 
     def up(self) -> Endpoints:
         """Start every service, wait until each is ready and return the endpoints.
@@ -60,7 +62,7 @@ class StackBackend(Protocol):
         ...
 
     def apply_fault(self, target: str, action: str) -> Callable[[], None]:
-        """Perform a process fault (kill or pause) on ``target`` now; return the function that undoes it."""
+        """Perform a process fault (one of ``fault_actions``) on ``target`` now; return its undo."""
         ...
 
     def apply_toxic(self, target: str, toxic: ToxicSpec) -> Callable[[], None]:

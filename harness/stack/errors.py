@@ -3,3 +3,7 @@
 
 class StackError(RuntimeError):
     """A stack service failed to start, become ready or stop."""
+
+
+class UnsupportedFault(StackError):
+    """A scenario's fault that the stack backend cannot perform; raised before the load starts."""

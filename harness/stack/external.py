@@ -40,6 +40,7 @@ class ExternalStack:
     """A gateway reached at ``base_url`` with an optional API key."""
 
     name = "external"
+    fault_actions: tuple[str, ...] = ()
 
     def __init__(self, spec: StackSpec, base_url: str, api_key: str | None, ready_timeout_s: float) -> None:
         self.spec = spec

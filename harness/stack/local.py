@@ -40,9 +40,12 @@ MOCK_MODEL_NAME = "mock-llm"
 
 
 def mock_llm_argv(fd: int, *, spec: UpstreamSpec) -> list[str]:
+    return [sys.executable, "-m", "target_service.mock_llm.cli", "--fd", str(fd), *mock_llm_options(spec)]
+
+
+def mock_llm_options(spec: UpstreamSpec) -> list[str]:
+    """Return the slogate-mock-llm options that give an upstream the behaviour ``spec`` sets."""
     return [
-        sys.executable, "-m", "target_service.mock_llm.cli",
-        "--fd", str(fd),
         "--seed", str(spec.seed),
         "--ttft-ms", f"{spec.ttft_ms:g}",
         "--tokens-per-s", f"{spec.tokens_per_s:g}",
@@ -140,6 +143,7 @@ class LocalStack:
     """Every service of the stack as a child process of the harness, each in its own process group."""
 
     name = "local"
+    fault_actions: tuple[str, ...] = ("kill", "pause", "restart")
 
     def __init__(
         self,

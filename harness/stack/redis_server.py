@@ -94,3 +94,14 @@ def start_redis(
         return process, url
     assert last_error is not None
     raise last_error
+
+
+def flush_redis(url: str) -> None:
+    """Delete every key of the Redis server at ``url``; raise StackError when it cannot."""
+    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        client.flushall()
+    except redis.RedisError as exc:
+        raise StackError(f"cannot empty Redis at {url}: {exc}") from exc
+    finally:
+        client.close()
