@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 import time
 from collections import deque
@@ -43,6 +44,8 @@ class MockStats:
     """Per chat completion request: ``at``, ``request_id`` and ``traceparent`` headers."""
     disconnected_at: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_ARRIVALS_KEPT))
     """When each client that went away before its response ended was noticed."""
+    first_token_lateness_s: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_ARRIVALS_KEPT))
+    """Per stream, how long after its due time (arrival plus TTFT) the first content chunk was written."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -52,7 +55,20 @@ class MockStats:
             "disconnects": self.disconnects,
             "arrivals": list(self.arrivals),
             "disconnected_at": list(self.disconnected_at),
+            "first_token_lateness_ms": _lateness_summary(self.first_token_lateness_s),
         }
+
+
+def _lateness_summary(lateness_s: deque[float]) -> dict[str, float | int | None]:
+    """Return the count, p50, p99 (nearest rank) and maximum of the lateness samples, in milliseconds."""
+    ordered = sorted(lateness_s)
+    if not ordered:
+        return {"count": 0, "p50": None, "p99": None, "max": None}
+
+    def rank(percentile: float) -> float:
+        return round(ordered[max(math.ceil(percentile / 100 * len(ordered)), 1) - 1] * 1000, 3)
+
+    return {"count": len(ordered), "p50": rank(50), "p99": rank(99), "max": rank(100)}
 
 
 @dataclass
@@ -113,7 +129,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 
 async def _serve(request: web.Request) -> web.StreamResponse:
-    arrived_s = asyncio.get_running_loop().time()
+    arrived_s = time.monotonic()  # the loop's own clock counts whole milliseconds under uvloop
     stats = request.app[STATE_KEY].stats
     stats.requests += 1
     stats.arrivals.append(
@@ -205,6 +221,7 @@ class _EventWriter:
         self.request = request
         self.response = response
         self.split = settings.split_utf8
+        self.stats = request.app[STATE_KEY].stats
 
     async def write(self, payload: bytes) -> None:
         if not self.split:
@@ -253,10 +270,13 @@ async def _write_events(
         ):
             stalled_s = settings.stall_ms / 1000
         # Each chunk waits for its absolute due time, so slow writes or late wake-ups do not add up.
-        await _sleep_until(arrived_s + stalled_s + settings.chunk_due_s(index))
+        due_s = arrived_s + stalled_s + settings.chunk_due_s(index)
+        await _sleep_until(due_s)
         tokens = completion.tokens[start : start + settings.chunk_tokens]
         delta = {"content": "".join(tokens)}
         await writer.write(_event(chunk_body(completion, delta, include_usage=include_usage)))
+        if index == 0:
+            writer.stats.first_token_lateness_s.append(time.monotonic() - due_s)
         sent_tokens += len(tokens)
 
     finish = chunk_body(completion, {}, completion.finish_reason, include_usage=include_usage)
@@ -322,9 +342,16 @@ def _chunk_count(completion: Completion, settings: MockSettings) -> int:
 
 
 async def _sleep_until(due_s: float) -> None:
-    delay_s = due_s - asyncio.get_running_loop().time()
+    """Sleep until ``due_s`` on the monotonic clock.
+
+    uvloop's timers count whole milliseconds and may fire a fraction of one early. The rest of the
+    wait is then spent yielding to the loop, which is short and rare.
+    """
+    delay_s = due_s - time.monotonic()
     if delay_s > 0:
         await asyncio.sleep(delay_s)
+    while time.monotonic() < due_s:  # noqa: ASYNC110 - no event marks the due time
+        await asyncio.sleep(0)
 
 
 def _dumps(value: Any) -> str:
