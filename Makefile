@@ -84,8 +84,9 @@ offline-images: venv
 	$(BIN)/python -m harness.stack.images
 
 # The gateway image from target_service/Dockerfile on its default base, for machines with a registry.
-image:
-	docker build --file target_service/Dockerfile --tag slogate-gateway:latest .
+image: venv
+	docker build --file target_service/Dockerfile --tag slogate-gateway:latest \
+		--build-arg SOURCE_DIGEST=$$($(BIN)/python -m harness.stack.images --print-source-digest) .
 
 # The docker backend's tests; they need an engine (make docker-engine) and the images (make offline-images).
 test-docker: venv

@@ -36,7 +36,13 @@ from harness.scenario.stack import StackSpec
 from harness.stack.base import Endpoints
 from harness.stack.errors import StackError, UnsupportedFault
 from harness.stack.fault_proxy import FaultProxyFront
-from harness.stack.images import DockerImages
+from harness.stack.images import (
+    DEFAULT_GATEWAY_IMAGE,
+    SOURCE_DIGEST_LABEL,
+    DockerImages,
+    checkout_root,
+    source_digest,
+)
 from harness.stack.local import (
     DEFAULT_READY_TIMEOUT_S,
     gateway_config,
@@ -170,6 +176,8 @@ class DockerStack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._client = engine_client()
         require_images(self._client, [self.images.gateway, self.images.redis])
+        if self.images.gateway == DEFAULT_GATEWAY_IMAGE:
+            require_current_gateway(self._client, self.images.gateway, checkout_root())
         # Ryuk, testcontainers' reaper, is an image from a registry; this backend removes its own
         # containers by label, so it never starts one.
         testcontainers_config.ryuk_disabled = True
@@ -460,6 +468,24 @@ def require_images(client: docker.DockerClient, images: Sequence[str]) -> None:
         raise StackError(
             f"image not found: {', '.join(missing)}; build the images with 'make offline-images' (no "
             "registry needed) or 'make image', or choose others with --docker-image and --docker-redis-image"
+        )
+
+
+def require_current_gateway(client: docker.DockerClient, image: str, root: Path | None) -> None:
+    """Raise StackError when ``image`` was built from other sources than the checkout at ``root``.
+
+    An installed package (``root`` None) has no sources to compare, so any image passes.
+    """
+    if root is None:
+        return
+    built_from = client.images.get(image).labels.get(SOURCE_DIGEST_LABEL)
+    expected = source_digest(root)
+    if built_from != expected:
+        raise StackError(
+            f"{image} was built from other sources than {root} (image label {SOURCE_DIGEST_LABEL}="
+            f"{built_from or 'missing'}, checkout {expected}), so it would not test this code; rebuild "
+            "it with 'make offline-images' or 'make image', or pass --docker-image to run another image on "
+            "purpose"
         )
 
 

@@ -33,6 +33,8 @@ LATEST = "latest"
 DEFAULT_GATEWAY_IMAGE = f"{GATEWAY_REPOSITORY}:{LATEST}"
 DEFAULT_REDIS_IMAGE = f"{REDIS_REPOSITORY}:{LATEST}"
 GATEWAY_DOCKERFILE = Path("target_service/Dockerfile")
+SOURCE_DIGEST_LABEL = "org.slogate.source-digest"
+"""Label of the gateway image: the digest of the sources it was built from (``source_digest``)."""
 REDIS_DOCKERFILE = Path("target_service/redis.Dockerfile")
 REQUIREMENTS = Path("target_service/requirements.txt")
 WHEEL_DIR = Path("build/wheels")
@@ -123,6 +125,17 @@ def source_files(root: Path) -> list[Path]:
             if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
                 files.append(path)
     return files
+
+
+def source_digest(root: Path) -> str:
+    """Return the digest of what the gateway image is built from: its Dockerfile and the sources."""
+    return input_digest(file_digest_parts(root, [root / GATEWAY_DOCKERFILE, *source_files(root)]))
+
+
+def checkout_root() -> Path | None:
+    """Return the repository this package runs from, or None for an installed package."""
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / GATEWAY_DOCKERFILE).is_file() else None
 
 
 def host_suite(os_release: Path = Path("/etc/os-release")) -> str:
@@ -234,16 +247,15 @@ class OfflineImageBuilder:
 
     def ensure_gateway(self, base: str) -> str:
         requirements = self.root / REQUIREMENTS
-        digest = input_digest(
-            [base, *file_digest_parts(self.root, [self.root / GATEWAY_DOCKERFILE, *source_files(self.root)])]
-        )
-        image = f"{GATEWAY_REPOSITORY}:{digest}"
+        sources = source_digest(self.root)
+        image = f"{GATEWAY_REPOSITORY}:{input_digest([base, sources])}"
         if not self.image_exists(image):
             with timed("pip wheel (host) into build/wheels"):
                 build_wheels(self.root, requirements)
                 self.complete_wheels(base, requirements)
             with timed(f"docker build {image}"):
-                self.build(GATEWAY_DOCKERFILE, image, {"BASE_IMAGE": base, "PIP_OFFLINE": "1"})
+                build_args = {"BASE_IMAGE": base, "PIP_OFFLINE": "1", "SOURCE_DIGEST": sources}
+                self.build(GATEWAY_DOCKERFILE, image, build_args)
         else:
             say(f"{image} exists; skipping the build")
         self.tag_latest(image, GATEWAY_REPOSITORY)
@@ -411,12 +423,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--suite", help="Debian suite of the base image (default: this machine's)")
     parser.add_argument("--mirror", help="Debian mirror URL (default: the one apt uses on this machine)")
     parser.add_argument("--docker", default="docker", help="docker command to run (default: docker)")
+    parser.add_argument(
+        "--print-source-digest",
+        action="store_true",
+        help="print the digest of the gateway image's sources, its SOURCE_DIGEST build argument, and exit",
+    )
     args = parser.parse_args(argv)
     root = Path.cwd()
     if not (root / GATEWAY_DOCKERFILE).is_file():
         print(f"offline-images: no {GATEWAY_DOCKERFILE} under {root}; run from the repository root",
               file=sys.stderr)  # fmt: skip
         return 2
+    if args.print_source_digest:
+        print(source_digest(root))
+        return 0
     started = time.monotonic()
     try:
         suite = args.suite or host_suite()

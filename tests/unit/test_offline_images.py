@@ -8,14 +8,19 @@ from pathlib import Path
 
 import pytest
 
+from harness.stack.docker import require_current_gateway
+from harness.stack.errors import StackError
 from harness.stack.images import (
     MISSING_DISTRIBUTION,
+    SOURCE_DIGEST_LABEL,
     BaseRecipe,
     ImageBuildError,
+    checkout_root,
     file_digest_parts,
     host_mirror,
     host_suite,
     input_digest,
+    source_digest,
     source_files,
 )
 
@@ -140,3 +145,58 @@ def test_dockerignore_admits_build_inputs() -> None:
     for needed in ("!pyproject.toml", "!README.md", "!harness/", "!target_service/", "!build/wheels/"):
         assert needed in lines
     assert "*" in lines
+
+
+class _Image:
+    def __init__(self, labels: dict[str, str]) -> None:
+        self.labels = labels
+
+
+class _Images:
+    def __init__(self, labels: dict[str, str]) -> None:
+        self.image = _Image(labels)
+
+    def get(self, name: str) -> _Image:
+        return self.image
+
+
+class _Client:
+    def __init__(self, labels: dict[str, str]) -> None:
+        self.images = _Images(labels)
+
+
+def _checkout(tmp_path: Path) -> Path:
+    for name in ("pyproject.toml", "README.md", ".dockerignore"):
+        (tmp_path / name).write_text(name)
+    (tmp_path / "harness").mkdir()
+    (tmp_path / "harness" / "x.py").write_text("x = 1\n")
+    (tmp_path / "target_service").mkdir()
+    (tmp_path / "target_service" / "Dockerfile").write_text("FROM scratch\n")
+    return tmp_path
+
+
+def test_current_gateway_image_accepted(tmp_path: Path) -> None:
+    root = _checkout(tmp_path)
+    client = _Client({SOURCE_DIGEST_LABEL: source_digest(root)})
+    require_current_gateway(client, "slogate-gateway:latest", root)  # type: ignore[arg-type]
+
+
+def test_stale_gateway_image_rejected(tmp_path: Path) -> None:
+    root = _checkout(tmp_path)
+    client = _Client({SOURCE_DIGEST_LABEL: source_digest(root)})
+    (root / "harness" / "x.py").write_text("x = 2\n")
+    with pytest.raises(StackError, match=r"built from other sources.*make offline-images"):
+        require_current_gateway(client, "slogate-gateway:latest", root)  # type: ignore[arg-type]
+
+
+def test_unlabelled_gateway_image_rejected(tmp_path: Path) -> None:
+    with pytest.raises(StackError, match="source-digest=missing"):
+        require_current_gateway(_Client({}), "slogate-gateway:latest", _checkout(tmp_path))  # type: ignore[arg-type]
+
+
+def test_installed_package_skips_source_check() -> None:
+    require_current_gateway(_Client({}), "slogate-gateway:latest", None)  # type: ignore[arg-type]
+
+
+def test_checkout_root_is_this_repository() -> None:
+    assert checkout_root() == REPO
