@@ -2,7 +2,7 @@
 
 Teams add their own metrics in three ways: ``register_scorer(name, function)`` in Python (a
 conftest.py, say), the ``pytest_slogate_eval_scorers`` hook, or a ``slogate.scorers`` entry
-point; a scenario then uses ``{type: custom, function: NAME}``. ``score_items`` scores outputs
+point. A scenario then uses ``{type: custom, function: NAME}``. ``score_items`` scores outputs
 without a gateway, for notebooks and scripts.
 """
 

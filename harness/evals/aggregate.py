@@ -1,7 +1,7 @@
 """Turn scored outputs into per-scorer results with bootstrap intervals, gate statuses and an overall score.
 
 Each dataset's items are resampled together, so one resample gives every scorer of that dataset
-its mean; datasets are resampled independently, in order, from one generator seeded by the
+its mean. Datasets are resampled independently, in order, from one generator seeded by the
 eval's ``seed``. The weighted overall score of a resample is the weighted mean of the scorers'
 mean scores in that resample.
 """
@@ -73,7 +73,7 @@ def summarize_dataset(
     resamples: int,
     generator: np.random.Generator,
 ) -> list[ScorerOutcome]:
-    """Return every scorer's outcome; ``scores[item][scorer][repeat]`` holds one dataset's scores."""
+    """Return every scorer's outcome; ``scores[item][scorer][repeat]`` is one dataset's scores."""
     if not item_ids:
         return [ScorerOutcome(scorer, [], [], None, None, None) for scorer in scorers]
     count = len(scorers)

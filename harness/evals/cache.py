@@ -1,8 +1,8 @@
 """On-disk cache of eval results, so re-running unchanged items sends no request.
 
 An entry is keyed by the dataset item, the model, the request parameters, the repeat and the
-target (the stack settings, or the external URL); it stores the response and, by scorer
-fingerprint (type, version and options), every score computed for it. A changed scorer is
+target (the stack settings, or the external URL). It stores the response and every score
+computed for it, by scorer fingerprint (type, version and options). A changed scorer is
 scored again from the stored response; a changed item, model or parameter sends a new request.
 """
 

@@ -1,8 +1,8 @@
 """Custom scorers by name, and building every scorer from its scenario settings.
 
-A custom scorer is a callable ``function(output, item, **options)`` that returns a bool (pass
-or fail), a number from 0 to 1 (the score; it passes at 0.5 or above), or a ``Score``; it may
-be a coroutine function. The ``custom`` scorer's ``function`` names it: first a name registered
+A custom scorer is a callable ``function(output, item, **options)``, plain or a coroutine
+function. It returns a bool (pass or fail), a number from 0 to 1 (the score, which passes at
+0.5 or above), or a ``Score``. The ``custom`` scorer's ``function`` names it: first a name registered
 with ``register_scorer`` (or returned by the ``pytest_slogate_eval_scorers`` hook), then a
 ``slogate.scorers`` entry point, then a dotted path, ``module:function`` or ``module.function``.
 """
@@ -124,7 +124,7 @@ class CustomScorer(Scorer):
             result = self.function(output, item, **self.call_options)
             if inspect.isawaitable(result):
                 result = await result
-        except Exception as exc:  # a crashing scorer fails that item and says why
+        except Exception as exc:  # a crashing scorer fails that item, with the exception as the reason
             return Score.of(False, f"scorer raised {type(exc).__name__}: {exc}")
         return as_score(result)
 

@@ -29,13 +29,13 @@ CHAT_COMPLETIONS_PATH = "/v1/chat/completions"
 
 @dataclass(frozen=True)
 class EvalTarget:
-    """Where eval requests go, and what identifies the target in the eval cache."""
+    """The gateway that eval requests go to, and the identity of that target in the eval cache."""
 
     base_urls: tuple[str, ...]
     api_key: str | None
     model: str
     fingerprint: str
-    """Changes whenever the server behind the model may answer differently (stack settings, URL)."""
+    """A hash that changes when the server behind the model may respond differently (stack, URL)."""
 
 
 @dataclass

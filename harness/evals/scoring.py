@@ -30,7 +30,7 @@ class Score:
 
 @dataclass(frozen=True)
 class ScoringContext:
-    """What a scorer may use besides the output and the item."""
+    """The services a scorer may call besides the output and the item."""
 
     complete: Completer | None = None
     """Calls a model through the gateway under test; None where no gateway is running."""

@@ -1,7 +1,7 @@
 """Compare eval results with a baseline run's: a regression needs the whole interval below it.
 
 A scorer regressed when the upper bound of its current interval lies below the baseline's
-estimate by more than the eval's ``baseline_tolerance``; it improved when the lower bound lies
+estimate by more than the eval's ``baseline_tolerance``. It improved when the lower bound lies
 above the baseline by more than that. The value compared is the mean score for graded scorers
 and the pass rate for the others, as is the overall weighted score.
 """

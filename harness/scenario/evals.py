@@ -1,8 +1,8 @@
 """Scenario settings of the eval section: datasets sent through the gateway, scorers and their gates.
 
 The models only check the YAML's shape. The loader then reads each dataset (relative to the
-scenario file) and builds each scorer, so a bad JSONL line, an invalid regex or JSON Schema, a
-custom scorer that cannot be imported or a missing embedding model is a load error too.
+scenario file) and builds each scorer. So a bad JSONL line, an invalid regex or JSON Schema, an
+unimportable custom scorer or a missing embedding model is a load error too.
 """
 
 from __future__ import annotations
