@@ -111,6 +111,9 @@ def test_default_wrong_answer_rate_passes(pytester: pytest.Pytester) -> None:
     first = json.loads(records[0])
     assert first["latency_s"] > 0
     assert set(first["scores"]) == {"arithmetic.numeric"}
+    run_dir = pytester.path / "reports" / "right"
+    assert "<h4>Scorer arithmetic.numeric</h4>" in (run_dir / "report.html").read_text()
+    assert "| evals | arithmetic.numeric | 90.0% [76.7%, 100.0%] |" in (run_dir / "summary.md").read_text()
 
 
 def test_eval_cache_skips_unchanged_items(pytester: pytest.Pytester) -> None:
@@ -185,3 +188,19 @@ def test_bad_dataset_line_is_load_error(pytester: pytest.Pytester) -> None:
     result = run(pytester, "broken", str(path))
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines([f"*{dataset}:5:*: invalid JSON: *"])
+
+
+def test_baseline_regression_flags_worse_model(pytester: pytest.Pytester) -> None:
+    reported_only = arithmetic_eval("{type: numeric, abs_tol: 0.001}")
+    path = scenario_with_eval(pytester, reported_only, upstream=", wrong_answer_rate: 0%")
+    assert run(pytester, "before", str(path)).ret == pytest.ExitCode.OK
+    scenario_with_eval(pytester, reported_only, upstream=", wrong_answer_rate: 80%")
+    result = run(pytester, "after", str(path), "--baseline", "reports/before")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    scenario = summary(pytester, "after")["scenarios"][0]
+    (scorer,) = scenario["eval"]["scorers"]
+    assert scorer["status"] == "pass", "a scorer without thresholds only reports"
+    assert scorer["baseline"]["status"] == "regression"
+    assert scorer["baseline"]["baseline_value"] == 1.0
+    assert scenario["baseline"]["regressions"] == ["eval arithmetic.numeric", "eval overall"]
+    result.stdout.fnmatch_lines(["*eval arithmetic.numeric regressed: baseline 1.000, now in *"])
