@@ -178,6 +178,8 @@ class EvalRunner:
             return 0.0
         return self.price.cost_usd(response.prompt_tokens, response.completion_tokens)
 
+    # NOTE: judge requests made through this completer are not counted in any dataset's
+    # requests, tokens or cost; only the gateway's own metrics show them.
     def _completer(self, session: aiohttp.ClientSession) -> Any:
         async def complete(messages: list[dict[str, Any]], model: str, params: dict[str, Any]) -> str:
             response = await self._send(session, messages, model, params)

@@ -89,9 +89,13 @@ def test_high_wrong_answer_rate_fails_gate(pytester: pytest.Pytester) -> None:
     assert pass_rate["low"] <= pass_rate["estimate"] <= pass_rate["high"] < 0.7
     assert pass_rate["confidence"] == 0.95
     # fnmatch reads [ and ] as a character class, so each is escaped as a class of one.
-    shown = f"{pass_rate['estimate']:.1%} [[]{pass_rate['low']:.1%}, {pass_rate['high']:.1%}[]]"
-    result.stdout.fnmatch_lines([f"evals *arithmetic.numeric*{shown}*pass rate >= 70.0%*30*block*FAIL"])
-    result.stdout.fnmatch_lines([f"*eval arithmetic.numeric: fail: pass rate {shown} at 95% confidence*"])
+    interval_text = f"{pass_rate['estimate']:.1%} [[]{pass_rate['low']:.1%}, {pass_rate['high']:.1%}[]]"
+    result.stdout.fnmatch_lines(
+        [f"evals *arithmetic.numeric*{interval_text}*pass rate >= 70.0%*30*block*FAIL"]
+    )
+    result.stdout.fnmatch_lines(
+        [f"*eval arithmetic.numeric: fail: pass rate {interval_text} at 95% confidence*"]
+    )
 
 
 def test_default_wrong_answer_rate_passes(pytester: pytest.Pytester) -> None:

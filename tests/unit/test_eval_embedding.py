@@ -23,10 +23,10 @@ from harness.evals.embedding import (
 REPO = Path(__file__).resolve().parents[2]
 OFFLINE_SCRIPT = """
 import asyncio, socket
-def refuse(*args, **kwargs):
+def reject_connection(*args, **kwargs):
     raise OSError("network access during an offline test")
-socket.socket.connect = refuse
-socket.create_connection = refuse
+socket.socket.connect = reject_connection
+socket.create_connection = reject_connection
 from harness.evals import EvalItem, ScoringContext
 from harness.evals.embedding import EmbeddingSimilarity
 item = EvalItem(id="a", messages=({"role": "user", "content": "q"},), reference="The cat sits on the mat.")

@@ -181,3 +181,19 @@ def test_baseline_without_eval_not_tested() -> None:
     delta = eval_delta(interval(0.9, 0.8, 1.0), None, 0.02)
     assert delta.status == "not_tested"
     assert compare_evals(None, None) is None
+
+
+def test_entry_point_scorer_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib.metadata import EntryPoint
+
+    from harness.evals import registry
+
+    entry_point = EntryPoint(name="absolute_path", value="os.path:isabs", group=registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(
+        registry, "entry_points", lambda group: [entry_point] if group == entry_point.group else []
+    )
+    loaded = load_scenario(write(tmp_path, "        - {type: custom, function: absolute_path}\n"))
+    assert loaded.eval_plan is not None
+    (scorer,) = loaded.eval_plan.datasets[0].scorers
+    assert isinstance(scorer, CustomScorer)
+    assert scorer.function.__name__ == "isabs"

@@ -92,3 +92,21 @@ def test_score_items_needs_one_output_per_item() -> None:
     items = [EvalItem(id="a", messages=({"role": "user", "content": "q"},), expected="x")]
     with pytest.raises(ValueError, match="one output per item"):
         score_items(items, [], [ExactMatch("exact", Normalization())])
+
+
+def test_repeats_average_within_item() -> None:
+    import numpy as np
+
+    from harness.evals import Score
+    from harness.evals.aggregate import summarize_dataset
+
+    scorer = ExactMatch("exact", Normalization())
+    passing, failing = Score.of(True), Score.of(False, "wrong")
+    # Item a passes both repeats, item b one of two: the item means are 1.0 and 0.5.
+    scores = [[[passing, passing]], [[passing, failing]]]
+    (outcome,) = summarize_dataset(["a", "b"], scores, [scorer], 0.95, 1000, np.random.default_rng(0))
+    assert outcome.pass_rate is not None
+    assert outcome.pass_rate.estimate == pytest.approx(0.75)
+    assert outcome.pass_rate.samples == 2
+    assert (outcome.passed, outcome.scored) == (3, 4)
+    assert outcome.failures() == [("b", 1, "wrong")]
