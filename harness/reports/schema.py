@@ -278,6 +278,108 @@ class BaselineReport(ReportModel):
     error: str | None = Field(None, description="Why no comparison was made, such as a scenario missing.")
 
 
+class EvalInterval(ReportModel):
+    """A point estimate with its percentile-bootstrap interval; items are resampled with replacement."""
+
+    estimate: float
+    low: float
+    high: float
+    confidence: float = Field(description="Confidence level of the interval, such as 0.95.")
+    samples: int = Field(description="Dataset items behind the estimate (repeats are averaged per item).")
+
+
+class EvalFailure(ReportModel):
+    item: str = Field(description="The dataset item's id.")
+    repeat: int
+    reason: str | None
+
+
+class EvalBaselineDelta(ReportModel):
+    """A scorer compared with the baseline run's estimate."""
+
+    baseline_value: float | None = Field(
+        description="The baseline's mean score (the pass rate for pass/fail)."
+    )
+    current_low: float | None
+    current_high: float | None
+    tolerance: float
+    status: Literal["regression", "improvement", "no_change", "not_tested"] = Field(
+        description="regression: the whole interval lies below baseline_value - tolerance; improvement: "
+        "above baseline_value + tolerance."
+    )
+    note: str | None = None
+
+
+class EvalScorerResult(ReportModel):
+    name: str
+    type: str
+    dataset: str
+    version: str = Field(description="The scorer's version; a change invalidates cached scores.")
+    graded: bool = Field(description="True when scores lie between 0 and 1 (similarity, judge).")
+    items: int
+    repeats: int
+    passed: int = Field(description="Passing outputs, over items times repeats.")
+    scored: int = Field(description="Scored outputs: items times repeats.")
+    pass_rate: EvalInterval | None
+    mean_score: EvalInterval | None
+    min_pass_rate: float | None
+    min_mean: float | None
+    weight: float
+    status: Literal["pass", "fail", "inconclusive", "no_data"] = Field(
+        description="pass: every threshold at or below the interval's lower bound; fail: the upper bound "
+        "below a threshold; inconclusive: a threshold inside the interval, which fails a block gate."
+    )
+    gate: Literal["block", "warn"]
+    line: int | None = Field(description="Line of the scorer in the scenario file.")
+    failures: list[EvalFailure] = Field(description="The first failed outputs, with their reasons.")
+    baseline: EvalBaselineDelta | None = None
+
+
+class EvalOverallResult(ReportModel):
+    """The weighted mean of the scorers' mean scores, with an interval from the same item resamples."""
+
+    score: EvalInterval | None
+    min_score: float | None
+    status: Literal["pass", "fail", "inconclusive", "no_data"]
+    gate: Literal["block", "warn"]
+    baseline: EvalBaselineDelta | None = None
+
+
+class EvalDatasetReport(ReportModel):
+    name: str
+    path: str
+    items: int
+    outputs: int = Field(description="Items times repeats.")
+    from_cache: int = Field(description="Outputs taken from the eval cache: no request was sent.")
+    requests: int = Field(description="Requests sent through the gateway for this dataset.")
+    errors: int = Field(description="Requests that got no answer; every scorer fails them.")
+    gateway_cache_hits: int = Field(description="Answers the gateway served from its response cache.")
+    latency: Distribution = Field(description="Latency of the requests sent (cached outputs excluded).")
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float | None = Field(description="Cost of the requests sent; null when the model has no price.")
+
+
+class EvalReport(ReportModel):
+    model: str
+    params: dict[str, Any]
+    repeats: int
+    confidence: float
+    resamples: int
+    seed: int
+    straddle_rule: str
+    baseline_tolerance: float = Field(
+        description="A regression needs the interval's upper bound below the baseline by more than this."
+    )
+    datasets: list[EvalDatasetReport]
+    scorers: list[EvalScorerResult]
+    overall: EvalOverallResult
+    outputs: int
+    from_cache: int
+    cache_dir: str | None = Field(description="The eval cache folder; null when the cache was off.")
+    results_file: str | None = Field(description="Per-output JSONL records, relative to the run folder.")
+
+
 class StageReport(ReportModel):
     duration_s: float
     rate_per_s: float
@@ -367,6 +469,7 @@ class ScenarioReport(ReportModel):
         description="Per replica: key counters (requests by status, cache results, rate-limit "
         "rejections, upstream and Redis errors, tokens) summed by one label.",
     )
+    eval: EvalReport | None = Field(None, description="Eval datasets, scorer results and the overall score.")
 
 
 def summary_json_schema() -> dict[str, Any]:

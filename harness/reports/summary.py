@@ -202,6 +202,7 @@ def scenario_report(result: ScenarioResult, run_dir: Path, requests_file: Path |
         requests_parquet=_relative(result.requests_parquet, run_dir) if result.requests_parquet else None,
         gateway_metrics={name: _relative(path, run_dir) for name, path in result.metrics_files.items()},
         gateway_counters=_gateway_counters(result.metrics_files),
+        eval=result.eval,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from harness.metrics.definitions import format_metric_value, format_usd
+from harness.reports.evals import EVAL_HEADERS, cache_note, eval_failures, eval_rows
 from harness.reports.explain import baseline_problems, describe_failed_requests, format_change
 from harness.reports.schema import RunSummary, ScenarioReport, SLOResult
 
@@ -171,6 +172,14 @@ def render_markdown(summary: RunSummary) -> str:
             "",
             *_markdown_table(("scenario", "fault", "action", "recovery time"), fault_rows),
         ]
+    eval_table = [row for scenario in summary.scenarios for row in eval_rows(scenario)]
+    if eval_table:
+        lines += ["", "## Evals", "", *_markdown_table(EVAL_HEADERS, eval_table), ""]
+        lines += [
+            f"- {scenario.name}: {cache_note(scenario.eval)}"
+            for scenario in summary.scenarios
+            if scenario.eval
+        ]
     cost_rows = _cost_rows(summary)
     if cost_rows:
         cost_headers = ("scenario", "requests", "cost", "per 1k requests", "cache hits (saved)")
@@ -184,6 +193,9 @@ def render_markdown(summary: RunSummary) -> str:
         problems = baseline_problems(scenario)
         if problems:
             lines += ["", f"## {scenario.name}: baseline", "", *_code_block("\n".join(problems))]
+        failed_evals = eval_failures(scenario.eval, blocking_only=False)
+        if failed_evals:
+            lines += ["", f"## {scenario.name}: failed evals", "", *_code_block("\n".join(failed_evals))]
         failed_checks = [check for check in scenario.checks if check.status != "pass"]
         if failed_checks:
             details = "\n".join(f"{check.name}: {check.detail}" for check in failed_checks)

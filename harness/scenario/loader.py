@@ -13,6 +13,9 @@ from typing import Any
 from pydantic import BaseModel, Tag, ValidationError
 from pydantic_core import ErrorDetails
 
+from harness.evals import default_registry
+from harness.evals.plan import EvalPlan, PlanProblems, plan_eval
+from harness.evals.registry import ScorerRegistry
 from harness.scenario.errors import Problem, ScenarioError
 from harness.scenario.model import Location, Scenario
 from harness.scenario.yamlsource import SourceMap, parse_yaml, read_text
@@ -25,14 +28,19 @@ class LoadedScenario:
     scenario: Scenario
     path: Path
     source: SourceMap
+    eval_plan: EvalPlan | None = None
+    """The eval section's datasets and scorers, read and built at load time."""
 
     def line_of(self, *location: str | int) -> int | None:
         mark = self.source.mark_for(location, of_key=True)
         return mark[0] if mark else None
 
 
-def load_scenario(path: Path | str) -> LoadedScenario:
-    """Read, parse and validate a scenario file; raise ScenarioError naming every problem."""
+def load_scenario(path: Path | str, scorers: ScorerRegistry | None = None) -> LoadedScenario:
+    """Read, parse and validate a scenario and its eval datasets; raise ScenarioError naming every problem.
+
+    ``scorers`` resolves custom scorer names; default: the registry that register_scorer fills.
+    """
     path = Path(path)
     data, source = parse_yaml(read_text(path), path)
     if not isinstance(data, dict):
@@ -48,7 +56,19 @@ def load_scenario(path: Path | str) -> LoadedScenario:
     ]
     if problems:
         raise ScenarioError(_sorted(problems))
-    return LoadedScenario(scenario, path, source)
+    return LoadedScenario(scenario, path, source, _eval_plan(scenario, path, source, scorers))
+
+
+def _eval_plan(
+    scenario: Scenario, path: Path, source: SourceMap, scorers: ScorerRegistry | None
+) -> EvalPlan | None:
+    if scenario.eval is None:
+        return None
+    try:
+        return plan_eval(scenario.eval, path.parent, scorers or default_registry())
+    except PlanProblems as exc:
+        problems = [_problem_at(location, message, path, source) for location, message in exc.scorer_problems]
+        raise ScenarioError(_sorted(problems) + exc.dataset_problems) from None
 
 
 def _describe(data: Any) -> str:

@@ -20,6 +20,7 @@ from harness.scenario.checks import (
     RateLimitHeadersCheck,
     RetryAfterCheck,
 )
+from harness.scenario.evals import EvalSpec
 from harness.scenario.faults import TARGET_PATTERN, FaultSpec
 from harness.scenario.gates import BaselineSpec, CostSpec, RecoverySpec
 from harness.scenario.load import LoadSpec, Message, RequestSpec
@@ -70,6 +71,9 @@ class Scenario(StrictModel):
     recovery: RecoverySpec = Field(
         default_factory=RecoverySpec, description="How recovery time after each fault is measured."
     )
+    eval: EvalSpec | None = Field(
+        None, description="Datasets sent through the gateway after the load, scored and gated."
+    )
     gate: GateMode = Field(
         "block", description="block fails the run when an SLO fails; warn only reports it."
     )
@@ -108,14 +112,38 @@ class Scenario(StrictModel):
     def consistency_problems(self) -> list[tuple[Location, str]]:
         """Return problems that span sections, each with the location of the field at fault."""
         problems: list[tuple[Location, str]] = []
-        if not self.slo and not self.checks:
-            message = "a scenario needs at least one SLO or check; with none it could never fail"
+        if not self.slo and not self.checks and self.eval is None:
+            message = "a scenario needs at least one SLO or check, or an eval; with none it could never fail"
             problems.append((("slo",), message))
         problems += self._request_problems()
         problems += self._tenant_limit_problems()
         problems += self._fault_problems()
         problems += self._check_problems()
         problems += self._slo_problems()
+        problems += self._eval_problems()
+        return problems
+
+    def _eval_problems(self) -> list[tuple[Location, str]]:
+        if self.eval is None:
+            return []
+        problems: list[tuple[Location, str]] = []
+        served = self.stack.model_routes()
+        models: list[tuple[Location, str | None]] = [(("eval", "model"), self.eval.model)]
+        for _, dataset_position, scorer_position in self.eval.scorer_names():
+            scorer = self.eval.datasets[dataset_position].scorers[scorer_position]
+            if scorer.type == "llm_judge":
+                where: Location = ("eval", "datasets", dataset_position, "scorers", scorer_position, "model")
+                models.append((where, scorer.model))
+        for where, model in models:
+            if model is not None and model not in served:
+                message = f"model {model!r} is not served by this stack; served models: {', '.join(served)}"
+                problems.append((where, message))
+        tenant = self.eval.tenant
+        if tenant is not None and tenant not in self.stack.tenants:
+            message = (
+                f"tenant {tenant!r} is not in stack.tenants; defined tenants: {', '.join(self.stack.tenants)}"
+            )
+            problems.append((("eval", "tenant"), message))
         return problems
 
     def _phase_problems(self) -> list[tuple[Location, str]]:

@@ -55,6 +55,9 @@ class UpstreamSpec(StrictModel):
     )
     chunk_tokens: int = Field(1, ge=1, le=1000, description="Tokens per SSE chunk.")
     error_rate: Percent = Field(0.0, description="Share of requests answered with error_status.")
+    wrong_answer_rate: Percent = Field(
+        0.05, description="Share of the mock's answer-table questions answered wrongly, for eval gates."
+    )
     error_status: int = Field(500, ge=400, le=599, description="HTTP status of the injected errors.")
     seed: int = Field(0, description="Seed for the generated text and the error draws.")
     startup_delay: Duration = Field(

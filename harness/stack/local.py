@@ -52,6 +52,7 @@ def mock_llm_options(spec: UpstreamSpec) -> list[str]:
         "--output-tokens", str(spec.output_tokens),
         "--chunk-tokens", str(spec.chunk_tokens),
         "--error-rate", f"{spec.error_rate:g}",
+        "--wrong-answer-rate", f"{spec.wrong_answer_rate:g}",
         "--error-status", str(spec.error_status),
         "--model", MOCK_MODEL_NAME,
         "--startup-delay-ms", f"{spec.startup_delay * 1000:g}",

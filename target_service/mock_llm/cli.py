@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="fraction of requests that get --error-status, 0 to 1 (default: 0)",
     )
     parser.add_argument(
+        "--wrong-answer-rate",
+        type=float,
+        default=0.05,
+        help="fraction of answer-table questions answered wrongly, 0 to 1 (default: 0.05)",
+    )
+    parser.add_argument(
         "--error-status", type=int, default=500, help="HTTP status of injected errors (default: 500)"
     )
     parser.add_argument(
@@ -94,6 +100,7 @@ def settings_from_args(args: argparse.Namespace) -> MockSettings:
         output_tokens=args.output_tokens,
         chunk_tokens=args.chunk_tokens,
         error_rate=args.error_rate,
+        wrong_answer_rate=args.wrong_answer_rate,
         error_status=args.error_status,
         retry_after_s=args.retry_after_s,
         stall_after_tokens=args.stall_after_tokens,

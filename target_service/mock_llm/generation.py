@@ -68,6 +68,21 @@ def generate(
     )
 
 
+def fixed_completion(model: str, messages: list[Any], text: str, max_tokens: int | None) -> Completion:
+    """Return a completion of ``text``, one token per space-separated word, cut at ``max_tokens``."""
+    words = text.split(" ")
+    tokens = [word if index == 0 else " " + word for index, word in enumerate(words)]
+    cut = max_tokens is not None and max_tokens < len(tokens)
+    return Completion(
+        id=f"chatcmpl-{uuid.uuid4().hex}",
+        created=int(time.time()),
+        model=model,
+        tokens=tokens[:max_tokens] if cut else tokens,
+        finish_reason="length" if cut else "stop",
+        prompt_tokens=count_prompt_tokens(messages),
+    )
+
+
 def message_seed(seed: int, messages: list[Any]) -> int:
     """Return an RNG seed from ``seed`` and a SHA-256 of the canonical JSON of ``messages``.
 

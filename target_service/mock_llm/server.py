@@ -18,10 +18,12 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from target_service.mock_llm.answers import table_answer
 from target_service.mock_llm.generation import (
     Completion,
     chunk_body,
     completion_body,
+    fixed_completion,
     generate,
     usage_chunk_body,
 )
@@ -173,9 +175,13 @@ async def _answer(request: web.Request, arrived_s: float) -> web.StreamResponse:
         )
     if state.error_rng.random() < settings.error_rate:
         raise injected_error(settings)
-    completion = generate(
-        settings.seed, settings.model, body["messages"], settings.output_tokens, _max_tokens(body)
-    )
+    answer = table_answer(settings.seed, settings.wrong_answer_rate, body)
+    if answer is not None:
+        completion = fixed_completion(settings.model, body["messages"], answer, _max_tokens(body))
+    else:
+        completion = generate(
+            settings.seed, settings.model, body["messages"], settings.output_tokens, _max_tokens(body)
+        )
     if body.get("stream") is True:
         return await _stream(request, settings, completion, arrived_s, _wants_usage(body))
     chunk_count = _chunk_count(completion, settings)

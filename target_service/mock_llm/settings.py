@@ -22,6 +22,13 @@ class MockSettings(BaseModel):
         default=32, ge=0, description="Tokens per completion unless max_tokens is lower."
     )
     chunk_tokens: int = Field(default=1, ge=1, description="Tokens per streamed content chunk.")
+    wrong_answer_rate: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Fraction of answer-table questions answered wrongly; the draw depends on the seed, "
+        "the question and the request's seed field.",
+    )
     error_rate: float = Field(
         default=0.0, ge=0, le=1, description="Fraction of requests answered with error_status."
     )

@@ -28,3 +28,6 @@ def test_shipped_scenarios_pass_quickly(tmp_path: Path) -> None:
     assert sorted(scenario["name"] for scenario in summary["scenarios"]) == shipped
     assert all(slo["samples"] > 0 for scenario in summary["scenarios"] for slo in scenario["slos"])
     assert (tmp_path / "shipped" / "junit.xml").exists()
+    (evals,) = [scenario["eval"] for scenario in summary["scenarios"] if scenario["eval"] is not None]
+    assert [scorer["status"] for scorer in evals["scorers"]] == ["pass"] * len(evals["scorers"])
+    assert evals["overall"]["status"] == "pass"

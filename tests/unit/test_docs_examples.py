@@ -1,4 +1,5 @@
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -6,6 +7,7 @@ import pytest
 from harness.scenario.loader import load_scenario
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
+DATASETS = DOCS.parent / "scenarios" / "datasets"
 YAML_BLOCK = re.compile(r"^```yaml\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
@@ -19,6 +21,7 @@ def test_scenario_reference_has_examples() -> None:
 
 @pytest.mark.parametrize("position", range(len(yaml_examples("scenarios.md"))))
 def test_scenario_reference_example_loads(tmp_path: Path, position: int) -> None:
+    shutil.copytree(DATASETS, tmp_path / "datasets")  # eval examples name the shipped datasets
     path = tmp_path / f"example-{position}.yaml"
     path.write_text(yaml_examples("scenarios.md")[position], encoding="utf-8")
     assert load_scenario(path).scenario.version == 1

@@ -1,0 +1,75 @@
+"""Bootstrap intervals of eval scores and the rule that turns an interval into a gate status.
+
+The unit of resampling is the dataset item: with repeats, an item's pass rate and score are
+the means over its repeats, and the percentile bootstrap resamples items with replacement.
+The interval at confidence c is the (1 - c) / 2 and (1 + c) / 2 percentiles of the resampled
+means. A seeded generator makes every interval reproducible.
+
+Straddle rule: a threshold passes only when the interval's lower bound reaches it, and fails
+when the upper bound is below it. A point estimate above the threshold whose interval reaches
+below it is ``inconclusive``, which fails a blocking gate and warns under ``gate: warn``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+GateStatus = Literal["pass", "fail", "inconclusive", "no_data"]
+_STATUS_ORDER: tuple[GateStatus, ...] = ("pass", "no_data", "inconclusive", "fail")
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate and its percentile-bootstrap interval at ``confidence``."""
+
+    estimate: float
+    low: float
+    high: float
+    confidence: float
+    samples: int
+
+
+def bootstrap_means(
+    columns: NDArray[np.float64], resamples: int, generator: np.random.Generator
+) -> NDArray[np.float64]:
+    """Return the column means of ``resamples`` resamples of the rows, as a (resamples, columns) array."""
+    rows = columns.shape[0]
+    picks = generator.integers(0, rows, size=(resamples, rows))
+    means: NDArray[np.float64] = columns[picks].mean(axis=1)
+    return means
+
+
+def interval(estimate: float, resampled: NDArray[np.float64], confidence: float, samples: int) -> Interval:
+    """Return the percentile interval of ``resampled`` around ``estimate``."""
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(resampled, [tail, 100 - tail])
+    return Interval(round(estimate, 6), round(float(low), 6), round(float(high), 6), confidence, samples)
+
+
+def bootstrap_interval(values: Sequence[float], confidence: float, resamples: int, seed: int) -> Interval:
+    """Return the mean of ``values`` and its percentile-bootstrap interval."""
+    if not values:
+        raise ValueError("a bootstrap interval needs at least one value")
+    column = np.asarray(values, dtype=np.float64).reshape(-1, 1)
+    resampled = bootstrap_means(column, resamples, np.random.default_rng(seed))[:, 0]
+    return interval(float(column.mean()), resampled, confidence, len(values))
+
+
+def threshold_status(value: Interval | None, minimum: float) -> GateStatus:
+    """Apply the straddle rule to a lower limit: pass, fail or inconclusive."""
+    if value is None:
+        return "no_data"
+    if value.low >= minimum:
+        return "pass"
+    if value.high < minimum:
+        return "fail"
+    return "inconclusive"
+
+
+def worst_status(statuses: Sequence[GateStatus]) -> GateStatus:
+    return max(statuses, key=_STATUS_ORDER.index, default="pass")
