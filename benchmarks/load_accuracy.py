@@ -1,9 +1,9 @@
 """Measure the built-in engine's TTFT and E2E against a mock upstream with fixed, known delays.
 
 The mock sends the first token 50 ms after a request arrives and the second 10 ms later. For each
-rate the script prints the measured p50 and p99 of TTFT and E2E, the generator's send lag, and how
-late the mock itself wrote the first token (from its /mock/stats), which separates the harness's own
-error from the mock's.
+rate the script prints the measured p50 and p99 of TTFT and E2E and the generator's send lag. It
+also prints how late the mock itself wrote the first token (from its /mock/stats), which separates
+the harness's own error from the mock's.
 
     .venv/bin/python benchmarks/load_accuracy.py --rates 50 500 --repeats 3
 """
@@ -11,6 +11,7 @@ error from the mock's.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -57,8 +58,20 @@ def main() -> int:
     parser.add_argument("--rates", type=int, nargs="+", default=[50, 500], help="requests per second")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of each run (default: 4)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per rate (default: 3)")
+    parser.add_argument(
+        "--pin", action="store_true", help="run the generator on CPU 0 and the mock on CPU 1 (Linux)"
+    )
     args = parser.parse_args()
-    flags = ["--ttft-ms", str(TTFT_MS), "--tokens-per-s", str(TOKENS_PER_S), "--output-tokens", "2"]
+
+    flags = [
+        "--ttft-ms",
+        str(TTFT_MS),
+        "--tokens-per-s",
+        str(TOKENS_PER_S),
+        "--output-tokens",
+        "2",
+        "--precise-timing",
+    ]
     columns = [
         "ttft_p50",
         "ttft_p99",
@@ -69,9 +82,13 @@ def main() -> int:
         "mock_late_p50",
         "mock_late_p99",
     ]
+
     print("| rate | " + " | ".join(columns) + " | errors |")
     print("|---" * (len(columns) + 2) + "|")
     with running_mock("accuracy", Path(tempfile.mkdtemp(prefix="slogate-accuracy-")), *flags) as mock:
+        if args.pin and mock.process.pid is not None:
+            os.sched_setaffinity(0, {0})
+            os.sched_setaffinity(mock.process.pid, {1})
         for rate in args.rates:
             for _ in range(args.repeats):
                 row = measure(mock.url, rate, args.seconds)

@@ -83,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="chat completions served at once; more wait in a queue (default: no limit)",
     )
     parser.add_argument(
+        "--precise-timing",
+        action="store_true",
+        help="poll the clock for the last millisecond before each due time: exact delays, more CPU",
+    )
+    parser.add_argument(
         "--startup-delay-ms",
         type=float,
         default=0.0,
@@ -108,6 +113,7 @@ def settings_from_args(args: argparse.Namespace) -> MockSettings:
         disconnect_after_tokens=args.disconnect_after_tokens,
         split_utf8=args.split_utf8,
         max_concurrency=args.max_concurrency,
+        precise_timing=args.precise_timing,
     )
 
 

@@ -30,6 +30,8 @@ from target_service.mock_llm.generation import (
 from target_service.mock_llm.settings import MockSettings
 
 MAX_ARRIVALS_KEPT = 10_000
+PRECISE_TIMING_POLL_S = 0.0012
+"""With precise timing, the stretch before each due time that is polled rather than left to a timer."""
 SPLIT_WRITE_PAUSE_S = 0.005
 """Pause between the two halves of a split event, so they reach the client in separate reads."""
 
@@ -185,7 +187,7 @@ async def _answer(request: web.Request, arrived_s: float) -> web.StreamResponse:
     if body.get("stream") is True:
         return await _stream(request, settings, completion, arrived_s, _wants_usage(body))
     chunk_count = _chunk_count(completion, settings)
-    await _sleep_until(arrived_s + settings.chunk_due_s(max(chunk_count - 1, 0)))
+    await _sleep_until(arrived_s + settings.chunk_due_s(max(chunk_count - 1, 0)), settings.precise_timing)
     return web.json_response(completion_body(completion), dumps=_dumps)
 
 
@@ -277,7 +279,7 @@ async def _write_events(
             stalled_s = settings.stall_ms / 1000
         # Each chunk waits for its absolute due time, so slow writes or late wake-ups do not add up.
         due_s = arrived_s + stalled_s + settings.chunk_due_s(index)
-        await _sleep_until(due_s)
+        await _sleep_until(due_s, settings.precise_timing)
         tokens = completion.tokens[start : start + settings.chunk_tokens]
         delta = {"content": "".join(tokens)}
         await writer.write(_event(chunk_body(completion, delta, include_usage=include_usage)))
@@ -347,13 +349,14 @@ def _chunk_count(completion: Completion, settings: MockSettings) -> int:
     return -(-len(completion.tokens) // settings.chunk_tokens)
 
 
-async def _sleep_until(due_s: float) -> None:
+async def _sleep_until(due_s: float, precise: bool) -> None:
     """Sleep until ``due_s`` on the monotonic clock.
 
-    uvloop's timers count whole milliseconds and may fire a fraction of one early. The rest of the
-    wait is then spent yielding to the loop, which is short and rare.
+    uvloop's timers count whole milliseconds and fire up to about one late, or a fraction of one
+    early. The rest of the wait is spent yielding to the loop: only that fraction, or with
+    ``precise`` the last PRECISE_TIMING_POLL_S, which keeps the loop busy but meets the due time.
     """
-    delay_s = due_s - time.monotonic()
+    delay_s = due_s - time.monotonic() - (PRECISE_TIMING_POLL_S if precise else 0.0)
     if delay_s > 0:
         await asyncio.sleep(delay_s)
     while time.monotonic() < due_s:  # noqa: ASYNC110 - no event marks the due time

@@ -60,6 +60,12 @@ class MockSettings(BaseModel):
         description="Chat completions served at once; more wait in a queue, and their timing starts "
         "when they leave it. None serves every request at once.",
     )
+    precise_timing: bool = Field(
+        default=False,
+        description="Spend the last 1.2 ms before each due time polling the clock "
+        "rather than waiting on a timer: delays then hold within about 0.3 ms at p99 instead of "
+        "1 to 3 ms, at the cost of CPU time.",
+    )
 
     def chunk_due_s(self, index: int) -> float:
         """Return when content chunk ``index`` is due, in seconds after the request arrived."""
