@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -173,6 +174,10 @@ def _pytest_args(args: argparse.Namespace, files: Sequence[Path], extra: Sequenc
         f"--docker-redis-image={args.docker_redis_image}",
         *extra,
     ]
+    if importlib.util.find_spec("pytest_asyncio") is not None:
+        # pytest-asyncio warns on every run in a folder without a pytest configuration that sets
+        # this option. Its warning says future versions default to "function", so set that.
+        pytest_args += ["-o", "asyncio_default_fixture_loop_scope=function"]
     if args.target_url is not None:
         pytest_args.append(f"--target-url={args.target_url}")
     if args.api_key is not None:
@@ -283,15 +288,21 @@ def command_compare(args: argparse.Namespace) -> int:
     source = str(baseline_dir / "summary.json")
     rows: list[tuple[str, ...]] = []
     regressions = 0
+    current_names = {report.name for report in current.scenarios}
+    not_compared = [
+        f"{report.name}: not compared: only in the baseline run"
+        for report in baseline.scenarios
+        if report.name not in current_names
+    ]
     for report in current.scenarios:
         previous = next((s for s in baseline.scenarios if s.name == report.name), None)
         if previous is None or report.measurements is None or previous.measurements is None:
-            print(f"{report.name}: not compared: not measured in both runs", file=sys.stderr)
+            not_compared.append(f"{report.name}: not compared: not measured in both runs")
             continue
         try:
             sides = RunSide.read(report, current_dir), RunSide.read(previous, baseline_dir)
         except BaselineError as exc:
-            print(f"{report.name}: not compared: {exc}", file=sys.stderr)
+            not_compared.append(f"{report.name}: not compared: {exc}")
             continue
         compared = compare_scenario(*sides, BaselineSpec(), "block", source, baseline.run_id)
         rows += _comparison_rows(compared)
@@ -301,8 +312,14 @@ def command_compare(args: argparse.Namespace) -> int:
                 print(f"regression: {report.name}: {slo.name}: {describe_delta(slo)}", file=sys.stderr)
     for line in format_text_table(COMPARE_HEADERS, rows):
         print(line)
-    print(f"{regressions} regression(s) against baseline run {baseline.run_id}")
-    return 1 if regressions else 0
+    for line in not_compared:
+        print(line, file=sys.stderr)
+    print(
+        f"{regressions} regression(s) against baseline run {baseline.run_id}, "
+        f"{len(not_compared)} scenario(s) not compared"
+    )
+    # A comparison that left a scenario out must not read as a clean result.
+    return 1 if regressions or not_compared else 0
 
 
 def command_report(args: argparse.Namespace) -> int:
@@ -319,7 +336,14 @@ def command_report(args: argparse.Namespace) -> int:
 
 def command_schema(args: argparse.Namespace) -> int:
     schema = summary_json_schema() if args.report else scenario_json_schema()
-    print(json.dumps(schema, indent=args.indent))
+    try:
+        print(json.dumps(schema, indent=args.indent))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader stopped early (``| head``); send what is left to /dev/null so that Python's
+        # own flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return 0
 
 

@@ -86,15 +86,30 @@ def error_budget(
     return ErrorBudget(objective, *counts)
 
 
-def _bad_and_total(
-    metric: str, comparator: Comparator, limit: float, measurements: Measurements
-) -> tuple[int, int] | None:
-    if metric in ("error_rate", "availability"):
+def _ratio_counts(metric: str, measurements: Measurements) -> tuple[int, int] | None:
+    """Return the occurrences a ratio metric counts and their total; None for other metrics."""
+    if metric == "error_rate":
         return measurements.errors, measurements.judged
+    if metric == "availability":
+        return measurements.judged - measurements.errors, measurements.judged
     if metric == "rate_limited":
         return measurements.rate_limited, measurements.requests
     if metric == "cache_hit_ratio":
-        return measurements.cache.misses, measurements.cache.looked_up
+        cache = measurements.cache
+        return cache.hits, cache.looked_up
+    return None
+
+
+def _bad_and_total(
+    metric: str, comparator: Comparator, limit: float, measurements: Measurements
+) -> tuple[int, int] | None:
+    counted = _ratio_counts(metric, measurements)
+    if counted is not None:
+        # The ratio counts some occurrences among a total. Under a max they are the bad ones
+        # (errors, 429s). Under a min they are the good ones (successes, cache hits, or 429s that
+        # a rate-limit test expects), so the rest of the total is bad.
+        occurrences, total = counted
+        return (occurrences, total) if comparator == "max" else (total - occurrences, total)
     histogram = getattr(measurements, metric, None)
     if histogram is None:
         return None

@@ -1,7 +1,6 @@
 """The gate against a baseline run: the same scenario passes, an added upstream latency is flagged.
 
-The network fault proxy is not wired into the stack, so the slower run uses a copy of the
-scenario whose mock upstream sends its first token later.
+The slower run uses a copy of the scenario whose mock upstream sends its first token later.
 """
 
 import json
@@ -90,3 +89,17 @@ def test_report_rebuilds_from_stored_data(reports: Path, slower: subprocess.Comp
     assert result.returncode == 0, result.stderr
     assert "vs baseline" in (run_dir / "report.html").read_text(encoding="utf-8")
     assert "regression" in (run_dir / "summary.md").read_text(encoding="utf-8")
+
+
+def test_compare_without_common_scenario_fails(reports: Path, tmp_path: Path) -> None:
+    renamed = tmp_path / "renamed"
+    renamed.mkdir()
+    stored = summary(reports, "baseline")
+    stored["scenarios"][0]["name"] = "another-scenario"
+    (renamed / "summary.json").write_text(json.dumps(stored), encoding="utf-8")
+    result = slogate("compare", str(reports / "baseline"), str(renamed), cwd=REPO)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "steady-load: not compared: only in the baseline run" in result.stderr
+    assert "another-scenario: not compared:" in result.stderr
+    assert "0 regression(s)" in result.stdout
+    assert "2 scenario(s) not compared" in result.stdout

@@ -113,3 +113,12 @@ def test_schema_prints_json_schema(tmp_path: Path) -> None:
     schema = json.loads(result.stdout)
     assert result.returncode == 0
     assert set(schema["required"]) == {"version", "name", "load"}
+
+
+def test_schema_into_closed_pipe_is_quiet(tmp_path: Path) -> None:
+    reader = subprocess.Popen(["head", "-c", "10"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    writer = subprocess.run([*SLOGATE, "schema"], cwd=tmp_path, stdout=reader.stdin, stderr=subprocess.PIPE)
+    assert reader.stdin is not None
+    reader.stdin.close()
+    reader.wait(timeout=30)
+    assert "Traceback" not in writer.stderr.decode()

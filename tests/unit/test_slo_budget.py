@@ -203,6 +203,24 @@ def test_rate_limited_budget_counts_all_requests() -> None:
     assert verdict.burn_rate == pytest.approx(2.0)
 
 
+def test_expected_429s_are_the_good_ones() -> None:
+    measurements = summarize([limited(0), limited(1), limited(2), record(3)])
+    verdict = evaluate_slo(slo(metric="rate_limited", min="70%"), measurements, "block", None)
+    assert verdict.status is Status.PASS
+    assert verdict.budget is not None
+    assert (verdict.budget.bad, verdict.budget.total) == (1, 4)
+    assert verdict.burn_rate == pytest.approx(0.25 / 0.3)
+    assert not verdict.budget.exhausted
+
+
+def test_availability_budget_counts_errors() -> None:
+    measurements = summarize([record(0), failed(1), record(2), record(3)])
+    verdict = evaluate_slo(slo(metric="availability", min="50%"), measurements, "block", None)
+    assert verdict.budget is not None
+    assert (verdict.budget.bad, verdict.budget.total) == (1, 4)
+    assert verdict.burn_rate == pytest.approx(0.5)
+
+
 def test_availability_excludes_rate_limited() -> None:
     measurements = summarize([record(0), limited(1), failed(2), record(3)])
     verdict = evaluate_slo(slo(metric="availability", min="66%"), measurements, "block", None)
