@@ -116,6 +116,12 @@ def _parser() -> argparse.ArgumentParser:
         help="send every eval item and score it again, ignoring and not writing the eval cache",
     )
     run.add_argument(
+        "--eval-cache",
+        action="store_true",
+        help="use the eval cache with --backend external too, where it is off by default because a "
+        "redeploy behind the same URL would not invalidate it",
+    )
+    run.add_argument(
         "--eval-cache-dir",
         type=Path,
         default=None,
@@ -188,6 +194,8 @@ def _pytest_args(args: argparse.Namespace, files: Sequence[Path], extra: Sequenc
         pytest_args.append(f"--baseline-gate={args.baseline_gate}")
     if args.no_eval_cache:
         pytest_args.append("--no-eval-cache")
+    if args.eval_cache:
+        pytest_args.append("--eval-cache")
     if args.eval_cache_dir is not None:
         pytest_args.append(f"--eval-cache-dir={args.eval_cache_dir}")
     if args.eval_junit_items:

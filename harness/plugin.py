@@ -175,6 +175,12 @@ class SLOWarning(UserWarning):
     """An SLO with ``gate: warn`` failed; the run still passes."""
 
 
+EXTERNAL_CACHE_OFF = (
+    "eval cache off for --backend external: a redeploy behind the same URL would leave stale outputs "
+    "in it; pass --eval-cache to use it anyway"
+)
+
+
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
 
@@ -258,6 +264,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Send every eval item and score it again, ignoring and not writing the eval cache.",
     )
     group.addoption(
+        "--eval-cache",
+        action="store_true",
+        default=False,
+        help="Use the eval cache with --backend external too, where it is off by default because a "
+        "redeploy behind the same URL would not invalidate it.",
+    )
+    group.addoption(
         "--eval-cache-dir",
         default=str(DEFAULT_CACHE_DIR),
         metavar="DIR",
@@ -290,6 +303,7 @@ def pytest_configure(config: pytest.Config) -> None:
             eval_cache_dir=None
             if config.getoption("no_eval_cache")
             else Path(config.getoption("eval_cache_dir")),
+            eval_cache_external=config.getoption("eval_cache"),
         )
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -633,6 +647,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     for scenario in summary.scenarios:
         if scenario.eval is not None:
             terminalreporter.write_line(f"{scenario.name}: {cache_note(scenario.eval)}")
+    cache_refused = run.settings.eval_cache_dir is not None and run.settings.effective_eval_cache_dir is None
+    if eval_table and cache_refused:
+        terminalreporter.write_line(EXTERNAL_CACHE_OFF)
     for error in summary.errors:
         terminalreporter.write_line(f"error: {error.splitlines()[0]}", red=True)
     for scenario in summary.scenarios:

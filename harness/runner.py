@@ -8,6 +8,7 @@ writes each trial's files with a ``.trial-N`` suffix.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import uvloop
 from harness.checks.evaluate import CheckCollector, CheckVerdict, RetryTarget, collector_for, evaluate_checks
 from harness.cost.compute import CostAccumulator, RunCost
 from harness.cost.prices import price_table
-from harness.evals.cache import DEFAULT_CACHE_DIR, EvalCache, cache_key
+from harness.evals.cache import DEFAULT_CACHE_DIR, EvalCache, cache_key, package_digest
 from harness.evals.report import build_eval_report
 from harness.evals.run import EvalRunner, EvalTarget
 from harness.faults.timeline import FaultEvent, FaultThread
@@ -72,8 +73,13 @@ class RunSettings:
     """External backend: API key sent as a bearer token."""
     eval_cache_dir: Path | None = DEFAULT_CACHE_DIR
     """Folder of the eval result cache; None turns the cache off."""
+    eval_cache_external: bool = False
+    """Use the eval cache with ``--backend external`` too (``--eval-cache``); off by default there,
+    because a redeploy behind the same URL would leave stale outputs in the cache."""
 
     def __post_init__(self) -> None:
+        if self.eval_cache_external and self.eval_cache_dir is None:
+            raise ValueError("--eval-cache and --no-eval-cache contradict each other; give one of them")
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown backend {self.backend!r}; available backends: {', '.join(BACKENDS)}")
         if not 0 < self.duration_scale <= MAX_DURATION_SCALE:
@@ -92,6 +98,13 @@ class RunSettings:
     @property
     def run_dir(self) -> Path:
         return self.reports_dir / self.run_id
+
+    @property
+    def effective_eval_cache_dir(self) -> Path | None:
+        """Return the eval cache folder this run uses: None when the cache is off."""
+        if self.backend == "external" and not self.eval_cache_external:
+            return None
+        return self.eval_cache_dir
 
 
 @dataclass
@@ -231,11 +244,10 @@ def run_eval(
     model = spec.model or endpoints.models[0]
     tenant = spec.tenant or next(iter(endpoints.api_keys), None)
     api_key = endpoints.api_keys.get(tenant) if tenant is not None else None
-    served_by = (
-        settings.target_url if settings.backend == "external" else scenario.stack.model_dump(mode="json")
-    )
-    target = EvalTarget(endpoints.gateway_urls, api_key, model, cache_key(settings.backend, served_by))
-    cache = EvalCache(settings.eval_cache_dir) if settings.eval_cache_dir is not None else None
+    fingerprint = target_fingerprint(scenario, endpoints, settings)
+    target = EvalTarget(endpoints.gateway_urls, api_key, model, fingerprint)
+    cache_dir = settings.effective_eval_cache_dir
+    cache = EvalCache(cache_dir) if cache_dir is not None else None
     price = price_table(scenario.cost.prices if scenario.cost else {}).get(model)
     results_file = settings.run_dir / "evals" / f"{scenario.name}.jsonl"
     records = EvalRunner(plan, target, cache, price).run(results_file)
@@ -249,9 +261,30 @@ def run_eval(
         model,
         scenario.gate,
         lines,
-        settings.eval_cache_dir,
+        cache_dir,
         str(results_file.relative_to(settings.run_dir)),
     )
+
+
+def target_service_dir() -> Path:
+    """Return the folder of the ``target_service`` package that the managed backends run."""
+    found = importlib.util.find_spec("target_service")
+    if found is None or found.origin is None:
+        raise StackError("the target_service package is not installed; install slogate with its gateway")
+    return Path(found.origin).parent
+
+
+def target_fingerprint(scenario: Scenario, endpoints: Endpoints, settings: RunSettings) -> str:
+    """Return the eval cache's identity of what answers eval requests.
+
+    A managed stack is its settings and the code that runs it: the files of the installed
+    ``target_service`` package, and for the docker backend the gateway image id too. An external
+    target is its URL alone, because a redeploy behind the same URL cannot be seen from here.
+    """
+    if settings.backend == "external":
+        return cache_key(settings.backend, settings.target_url)
+    code = package_digest(target_service_dir())
+    return cache_key(settings.backend, scenario.stack.model_dump(mode="json"), code, endpoints.gateway_image)
 
 
 class _ScenarioRunner:

@@ -1,4 +1,6 @@
-"""Turn scored outputs into per-scorer results with bootstrap intervals, gate statuses and an overall score.
+"""Turn scored outputs into per-scorer results with intervals, gate statuses and an overall score.
+
+Pass rates get Wilson intervals and mean scores percentile-bootstrap intervals (see statistics).
 
 Each dataset's items are resampled together, so one resample gives every scorer of that dataset
 its mean. Datasets are resampled independently, in order, from one generator seeded by the
@@ -21,6 +23,7 @@ from harness.evals.statistics import (
     bootstrap_means,
     interval,
     threshold_status,
+    wilson_interval,
     worst_status,
 )
 
@@ -91,7 +94,7 @@ def summarize_dataset(
                 scorer=scorer,
                 item_ids=item_ids,
                 scores=[list(per_scorer[column]) for per_scorer in scores],
-                pass_rate=interval(float(estimates[column]), resampled[:, column], confidence, len(item_ids)),
+                pass_rate=wilson_interval(float(columns[:, column].sum()), len(item_ids), confidence),
                 mean_score=interval(
                     float(estimates[count + column]), resampled[:, count + column], confidence, len(item_ids)
                 ),

@@ -1,7 +1,8 @@
 """On-disk cache of eval results, so re-running unchanged items sends no request.
 
 An entry is keyed by the dataset item, the model, the request parameters, the repeat and the
-target (the stack settings, or the external URL). It stores the response and every score
+target: the stack settings with a digest of the ``target_service`` package's files (and, for
+the docker backend, the gateway image id), or the external URL. It stores the response and every score
 computed for it, by scorer fingerprint (type, version and options). A changed scorer is
 scored again from the stored response; a changed item, model or parameter sends a new request.
 """
@@ -16,6 +17,20 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_CACHE_DIR = Path(".slogate-cache") / "evals"
+
+
+def package_digest(directory: Path) -> str:
+    """Return a SHA-256 of every file under a package ``directory``, by relative path and content.
+
+    Byte-code (``__pycache__`` folders, ``.pyc`` files) is skipped because it follows the sources.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(directory.rglob("*")):
+        if not path.is_file() or "__pycache__" in path.parts or path.suffix == ".pyc":
+            continue
+        digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def cache_key(*parts: Any) -> str:

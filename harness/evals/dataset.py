@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,12 @@ class EvalItem:
     line: int = 0
 
     @property
-    def reference_text(self) -> str:
+    def reference_text(self) -> str | None:
+        """Return the reference, else the expected answer as text, else None."""
         if self.reference is not None:
             return self.reference
+        if self.expected is None:
+            return None
         return self.expected if isinstance(self.expected, str) else json.dumps(self.expected)
 
     @property
@@ -41,9 +45,14 @@ class EvalItem:
         return ""
 
     def fingerprint(self) -> str:
-        """Return a SHA-256 of everything in the item that changes a request or a score."""
+        """Return a SHA-256 of everything in the item that changes a request or a score.
+
+        Metadata is part of it because custom scorers receive the whole item.
+        """
         canonical = json.dumps(
-            [self.id, self.messages, self.expected, self.reference], sort_keys=True, ensure_ascii=False
+            [self.id, self.messages, self.expected, self.reference, self.metadata],
+            sort_keys=True,
+            ensure_ascii=False,
         )
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -66,7 +75,10 @@ def load_dataset(path: Path) -> list[EvalItem]:
         raise DatasetError(Problem(path, None, None, None, f"cannot read the dataset: {exc}")) from None
     items: list[EvalItem] = []
     seen: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
+    # JSONL separates lines with "\n" alone; str.splitlines() would also split inside a string
+    # value at U+2028, U+0085 and other Unicode line breaks.
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         item = _parse_line(path, number, line)
@@ -85,9 +97,11 @@ def _parse_line(path: Path, number: int, line: str) -> EvalItem:
         return DatasetError(Problem(path, number, column, key, message))
 
     try:
-        data = json.loads(line)
+        data = json.loads(line, parse_constant=_reject_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         raise problem(f"invalid JSON: {exc.msg}", column=exc.colno) from None
+    except _NonFiniteNumber as exc:
+        raise problem(f"invalid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise problem(f"an item must be a JSON object, got {type(data).__name__}")
     unknown = sorted(set(data) - set(ITEM_KEYS))
@@ -110,6 +124,21 @@ def _parse_line(path: Path, number: int, line: str) -> EvalItem:
         metadata=metadata,
         line=number,
     )
+
+
+class _NonFiniteNumber(ValueError):
+    """NaN or an infinite number, which JSON cannot express and no answer can equal."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise _NonFiniteNumber(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NonFiniteNumber(f"{text} is too large for a float")
+    return value
 
 
 def _messages(data: dict[str, Any], problem: Any) -> tuple[dict[str, Any], ...]:

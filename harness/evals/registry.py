@@ -12,11 +12,13 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
-import math
+import numbers
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from harness.evals.builtin import (
     Contains,
@@ -27,10 +29,12 @@ from harness.evals.builtin import (
     NotContains,
     Numeric,
     Regex,
+    normalize,
 )
 from harness.evals.dataset import EvalItem
 from harness.evals.embedding import EmbeddingModelMissing, EmbeddingSimilarity
 from harness.evals.judge import LLMJudge
+from harness.evals.schema_refs import SchemaReferenceError
 from harness.evals.scoring import Score, Scorer, ScoringContext
 from harness.scenario import evals as spec
 
@@ -125,24 +129,41 @@ class CustomScorer(Scorer):
             if inspect.isawaitable(result):
                 result = await result
         except Exception as exc:  # a crashing scorer fails that item, with the exception as the reason
-            return Score.of(False, f"scorer raised {type(exc).__name__}: {exc}")
+            return Score.unscored(f"scorer raised {type(exc).__name__}: {exc}")
         return as_score(result)
 
 
 def as_score(result: Any) -> Score:
-    """Turn a custom scorer's bool, number or Score into a Score."""
+    """Turn a custom scorer's bool, number or Score into a Score.
+
+    numpy booleans and numbers count as bools and numbers. A number, or a Score's value, outside
+    0 to 1 or NaN fails the item with a reason that names the value.
+    """
     if isinstance(result, Score):
-        return result
-    if isinstance(result, bool):
-        return Score.of(result, "the scorer returned False")
-    if isinstance(result, int | float) and math.isfinite(result) and 0 <= result <= 1:
-        passed = result >= CUSTOM_PASS_SCORE
-        return Score(
-            float(result), passed, None if passed else f"score {result:g} is below {CUSTOM_PASS_SCORE}"
-        )
+        return _checked_score(result)
+    if isinstance(result, bool | np.bool_):
+        return Score.of(bool(result), "the scorer returned False")
+    if isinstance(result, numbers.Real):
+        value = float(result)
+        if not 0 <= value <= 1:  # NaN fails this comparison too
+            return Score.of(False, f"the scorer returned {result!r}; a score must be a number from 0 to 1")
+        passed = value >= CUSTOM_PASS_SCORE
+        return Score(value, passed, None if passed else f"score {value:g} is below {CUSTOM_PASS_SCORE}")
     return Score.of(
         False, f"the scorer returned {result!r}; expected a bool, a number from 0 to 1 or a Score"
     )
+
+
+def _checked_score(result: Score) -> Score:
+    if not isinstance(result.value, numbers.Real) or isinstance(result.value, bool | np.bool_):
+        return Score.of(False, f"the scorer returned a Score with value {result.value!r}, not a number")
+    value = float(result.value)
+    if not 0 <= value <= 1:
+        return Score.of(False, f"the scorer returned a Score with value {value!r}; it must be from 0 to 1")
+    if not isinstance(result.passed, bool | np.bool_):
+        return Score.of(False, f"the scorer returned a Score with passed={result.passed!r}, not a bool")
+    reason = None if result.reason is None else str(result.reason)
+    return Score(value, bool(result.passed), reason, result.transient)
 
 
 def build_scorer(settings: spec.AnyScorer, name: str, base_dir: Path, registry: ScorerRegistry) -> Scorer:
@@ -151,8 +172,11 @@ def build_scorer(settings: spec.AnyScorer, name: str, base_dir: Path, registry: 
         case spec.ExactMatchScorer():
             return ExactMatch(name, settings.normalize)
         case spec.ContainsScorer():
+            if settings.values is not None:
+                _check_values(settings.values, settings.normalize)
             return Contains(name, settings.values, settings.normalize)
         case spec.NotContainsScorer():
+            _check_values(settings.values, settings.normalize)
             return NotContains(name, settings.values, settings.normalize)
         case spec.RegexScorer():
             return _regex(settings, name)
@@ -184,6 +208,21 @@ def build_scorer(settings: spec.AnyScorer, name: str, base_dir: Path, registry: 
     raise AssertionError(f"unhandled scorer type {settings.type}")
 
 
+def _check_values(values: list[str], rules: spec.Normalization) -> None:
+    """Raise ScorerBuildError for an empty list or a value that normalizes to the empty text.
+
+    The empty text occurs in every output, so such a value would pass (or fail) every item.
+    """
+    if not values:
+        raise ScorerBuildError("values must list at least one text; omit values to use expected", "values")
+    for position, value in enumerate(values):
+        if not normalize(value, rules):
+            raise ScorerBuildError(
+                f"values[{position}] {value!r} is empty after normalization and occurs in every output",
+                "values",
+            )
+
+
 def _regex(settings: spec.RegexScorer, name: str) -> Regex:
     try:
         return Regex(name, settings.pattern, settings.full_match, settings.ignore_case)
@@ -196,9 +235,11 @@ def _json_schema(settings: spec.JsonSchemaScorer, name: str, base_dir: Path) -> 
 
     schema = settings.json_schema
     field = "schema"
+    base_uri = base_dir.resolve().as_uri() + "/"
     if settings.schema_file is not None:
         field = "schema_file"
         path = base_dir / settings.schema_file
+        base_uri = path.resolve().as_uri()
         try:
             schema = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
@@ -206,6 +247,8 @@ def _json_schema(settings: spec.JsonSchemaScorer, name: str, base_dir: Path) -> 
     if not isinstance(schema, dict):
         raise ScorerBuildError("a JSON Schema must be a JSON object", field)
     try:
-        return JsonSchema(name, schema, settings.strip_code_fence)
+        return JsonSchema(name, schema, settings.strip_code_fence, base_uri)
     except jsonschema.exceptions.SchemaError as exc:
         raise ScorerBuildError(f"invalid JSON Schema: {exc.message}", field) from None
+    except SchemaReferenceError as exc:
+        raise ScorerBuildError(f"invalid JSON Schema: {exc}", field) from None

@@ -167,8 +167,12 @@ class EvalRunner:
         fingerprint = scorer.fingerprint()
         if fingerprint in stored:
             return Score(**stored[fingerprint])
-        score = await scorer.score(response.text, item, context)
-        stored[fingerprint] = asdict(score)
+        try:
+            score = await scorer.score(response.text, item, context)
+        except Exception as exc:  # a scorer that crashes fails this output and leaves the others running
+            return Score.unscored(f"scorer {scorer.name} raised {type(exc).__name__}: {exc}")
+        if not score.transient:
+            stored[fingerprint] = asdict(score)
         return score
 
     def _cost(self, response: _Response) -> float | None:

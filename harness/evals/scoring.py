@@ -11,6 +11,9 @@ from typing import Any
 
 from harness.evals.dataset import EvalItem
 
+NO_REFERENCE = "no expected answer or reference"
+"""The reason of a scorer that compares with a reference, for an item that has neither."""
+
 Completer = Callable[[list[dict[str, Any]], str, dict[str, Any]], Awaitable[str]]
 """Send chat messages to a model alias with request parameters; return the answer text."""
 
@@ -22,10 +25,18 @@ class Score:
     value: float
     passed: bool
     reason: str | None = None
+    transient: bool = False
+    """True when the scorer could not score (a failed judge request, an exception): the eval cache
+    does not store such a score, so the next run scores the output again."""
 
     @classmethod
     def of(cls, passed: bool, reason: str | None = None) -> Score:
         return cls(1.0 if passed else 0.0, passed, None if passed else reason)
+
+    @classmethod
+    def unscored(cls, reason: str) -> Score:
+        """Return the failing, transient score of an output that the scorer could not score."""
+        return cls(0.0, False, reason, transient=True)
 
 
 @dataclass(frozen=True)

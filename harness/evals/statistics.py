@@ -1,7 +1,13 @@
-"""Bootstrap intervals of eval scores and the rule that turns an interval into a gate status.
+"""Intervals of eval scores, and the rule that turns an interval into a gate status.
 
-The unit of resampling is the dataset item: with repeats, an item's pass rate and score are
-the means over its repeats, and the percentile bootstrap resamples items with replacement.
+Pass rates get a Wilson score interval on the number of items n, with k the sum of the items'
+pass fractions. With repeats, an item's pass fraction is the share of its repeats that passed,
+so k need not be a whole number; the binomial model then is an approximation, because repeats of
+one item are not independent draws. Unlike a bootstrap, the Wilson interval does not collapse to
+a point at 0% or 100%: 3 passes out of 3 give [43.8%, 100%] at 95% confidence.
+
+Mean scores get a percentile bootstrap. The unit of resampling is the dataset item: with repeats,
+an item's score is the mean over its repeats, and the bootstrap resamples items with replacement.
 The interval at confidence c is the (1 - c) / 2 and (1 + c) / 2 percentiles of the resampled
 means. A seeded generator makes every interval reproducible.
 
@@ -12,8 +18,10 @@ below it is ``inconclusive``, which fails a blocking gate and warns under ``gate
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Literal
 
 import numpy as np
@@ -25,7 +33,7 @@ _STATUS_ORDER: tuple[GateStatus, ...] = ("pass", "no_data", "inconclusive", "fai
 
 @dataclass(frozen=True)
 class Interval:
-    """A point estimate and its percentile-bootstrap interval at ``confidence``."""
+    """A point estimate and its interval at ``confidence`` (Wilson or percentile bootstrap)."""
 
     estimate: float
     low: float
@@ -49,6 +57,19 @@ def interval(estimate: float, resampled: NDArray[np.float64], confidence: float,
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(resampled, [tail, 100 - tail])
     return Interval(round(estimate, 6), round(float(low), 6), round(float(high), 6), confidence, samples)
+
+
+def wilson_interval(successes: float, trials: int, confidence: float) -> Interval:
+    """Return the share ``successes / trials`` and its Wilson score interval at ``confidence``."""
+    if trials < 1:
+        raise ValueError("a Wilson interval needs at least one trial")
+    z = NormalDist().inv_cdf((1 + confidence) / 2)
+    share = successes / trials
+    spread = z * z / trials
+    center = (share + spread / 2) / (1 + spread)
+    half_width = z / (1 + spread) * math.sqrt(share * (1 - share) / trials + spread / (4 * trials))
+    low, high = max(0.0, center - half_width), min(1.0, center + half_width)
+    return Interval(round(share, 6), round(low, 6), round(high, 6), confidence, trials)
 
 
 def bootstrap_interval(values: Sequence[float], confidence: float, resamples: int, seed: int) -> Interval:

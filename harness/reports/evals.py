@@ -45,11 +45,16 @@ def result_text(status: str, gate: str) -> str:
     return word if gate == "block" else f"{word} (warn)"
 
 
+def shows_mean(scorer: EvalScorerResult) -> bool:
+    """Return whether reports show the mean score: for graded scorers, and wherever min_mean is set."""
+    return scorer.graded or scorer.min_mean is not None
+
+
 def describe_eval_scorer(scorer: EvalScorerResult) -> str:
     """Return, for example, ``fail: pass rate 40.0% [23.3%, 56.7%] at 95% confidence, threshold ...``."""
     confidence = scorer.pass_rate.confidence if scorer.pass_rate is not None else None
     text = f"{scorer.status}: pass rate {format_interval(scorer.pass_rate)}"
-    if scorer.graded:
+    if shows_mean(scorer):
         text += f", mean score {format_interval(scorer.mean_score)}"
     if confidence is not None:
         text += f" at {confidence:.0%} confidence"
@@ -72,7 +77,7 @@ def eval_rows(scenario: ScenarioReport) -> list[tuple[str, ...]]:
                 scenario.name,
                 scorer.name,
                 format_interval(scorer.pass_rate),
-                format_interval(scorer.mean_score) if scorer.graded else "-",
+                format_interval(scorer.mean_score) if shows_mean(scorer) else "-",
                 threshold_text(scorer),
                 str(scorer.items),
                 scorer.gate,

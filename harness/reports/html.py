@@ -16,7 +16,13 @@ from markupsafe import Markup
 
 from harness.metrics.definitions import format_metric_value, format_usd
 from harness.reports.charts import Band, Chart, Series, render_svg
-from harness.reports.evals import describe_eval_overall, format_interval, result_text, threshold_text
+from harness.reports.evals import (
+    describe_eval_overall,
+    format_interval,
+    result_text,
+    shows_mean,
+    threshold_text,
+)
 from harness.reports.explain import describe_delta, format_change
 from harness.reports.schema import Distribution, EvalScorerResult, RunSummary, ScenarioReport, SLOResult
 from harness.reports.tables import result_word
@@ -104,7 +110,7 @@ def eval_scorer_row(scorer: EvalScorerResult) -> dict[str, Any]:
         "dataset": scorer.dataset,
         "type": scorer.type,
         "pass_rate": format_interval(scorer.pass_rate),
-        "mean_score": format_interval(scorer.mean_score) if scorer.graded else "-",
+        "mean_score": format_interval(scorer.mean_score) if shows_mean(scorer) else "-",
         "threshold": threshold_text(scorer),
         "counts": f"{scorer.passed} / {scorer.scored}",
         "weight": f"{scorer.weight:g}",

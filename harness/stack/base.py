@@ -27,6 +27,8 @@ class Endpoints:
     """API of the Toxiproxy-compatible fault proxy in front of the services, when there is one."""
     proxies: Mapping[str, str] = field(default_factory=dict)
     """Fault-proxy listen address (host:port) by target name: redis, upstream.<name>, gateway.<n>."""
+    gateway_image: str | None = None
+    """Image id of the gateway and mock upstream containers (docker backend); None elsewhere."""
 
     @property
     def metrics_urls(self) -> tuple[str, ...]:

@@ -190,6 +190,7 @@ class DockerStack:
         return self.endpoints
 
     def _start_all(self) -> Endpoints:
+        assert self._client is not None, "up() connects to the engine before starting containers"
         redis = self._start_ready(self._redis_spec())
         front = self._start_fault_proxy()
         redis_url = f"redis://127.0.0.1:{redis.port}/0"
@@ -222,6 +223,7 @@ class DockerStack:
             api_keys=api_keys,
             fault_proxy_url=front.url,
             proxies=dict(front.listen),
+            gateway_image=self._client.images.get(self.images.gateway).id,
         )
 
     def _start_fault_proxy(self) -> FaultProxyFront:

@@ -197,3 +197,89 @@ def test_entry_point_scorer_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     (scorer,) = loaded.eval_plan.datasets[0].scorers
     assert isinstance(scorer, CustomScorer)
     assert scorer.function.__name__ == "isabs"
+
+
+@pytest.mark.parametrize(
+    ("scorer", "message"),
+    [
+        ("{type: contains, values: []}", "values must list at least one text"),
+        ("{type: contains, values: [' ']}", "values[0] ' ' is empty after normalization"),
+        ("{type: contains, values: [ok, '']}", "values[1] '' is empty after normalization"),
+        ("{type: not_contains, values: ['  ']}", "values[0] '  ' is empty after normalization"),
+    ],
+)
+def test_blank_contains_values_rejected(tmp_path: Path, scorer: str, message: str) -> None:
+    (problem,) = problems(write(tmp_path, f"        - {scorer}\n"))
+    assert "eval.datasets[0].scorers[0].values: " in problem
+    assert message in problem
+
+
+def test_unresolvable_schema_ref_is_load_error(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "ref.schema.json").write_text(
+        '{"type": "object", "properties": {"address": {"$ref": "address.schema.json"}}}', encoding="utf-8"
+    )
+    (problem,) = problems(
+        write(tmp_path, "        - {type: json_schema, schema_file: data/ref.schema.json}\n")
+    )
+    assert problem.startswith(f"{tmp_path / 'scenario.yaml'}:13:")
+    assert (
+        "eval.datasets[0].scorers[0].schema_file: invalid JSON Schema: $ref 'address.schema.json'" in problem
+    )
+    assert (tmp_path / "data" / "address.schema.json").as_uri() in problem
+
+
+def test_missing_pointer_ref_is_load_error(tmp_path: Path) -> None:
+    scorer = "        - {type: json_schema, schema: {properties: {age: {$ref: '#/$defs/missing'}}}}\n"
+    (problem,) = problems(write(tmp_path, scorer))
+    assert "eval.datasets[0].scorers[0].schema: invalid JSON Schema: $ref '#/$defs/missing'" in problem
+
+
+def test_schema_ref_resolves_beside_schema_file(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "address.schema.json").write_text('{"type": "object"}', encoding="utf-8")
+    (tmp_path / "data" / "ref.schema.json").write_text(
+        '{"type": "object", "properties": {"address": {"$ref": "address.schema.json"}}}', encoding="utf-8"
+    )
+    loaded = load_scenario(
+        write(tmp_path, "        - {type: json_schema, schema_file: data/ref.schema.json}\n")
+    )
+    assert loaded.eval_plan is not None
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"input": "q", "expected": NaN}',
+        '{"input": "q", "expected": -Infinity}',
+        '{"input": "q", "expected": 1e999}',
+    ],
+)
+def test_non_finite_expected_rejected(tmp_path: Path, line: str) -> None:
+    path = tmp_path / "items.jsonl"
+    path.write_text(line + "\n", encoding="utf-8")
+    with pytest.raises(DatasetError) as raised:
+        load_dataset(path)
+    assert raised.value.problem.line == 1
+    assert raised.value.problem.message.startswith("invalid JSON: ")
+
+
+def test_dataset_splits_lines_on_newline_only(tmp_path: Path) -> None:
+    path = tmp_path / "items.jsonl"
+    text = '{"id": "a", "input": "one\u2028two\u0085three"}\r\n{"id": "b", "input": "q"}\n'
+    path.write_text(text, encoding="utf-8")
+    first, second = load_dataset(path)
+    assert first.messages[0]["content"] == "one\u2028two\u0085three"
+    assert (second.id, second.line) == ("b", 2)
+
+
+def test_item_fingerprint_covers_metadata() -> None:
+    messages = ({"role": "user", "content": "q"},)
+    plain = EvalItem(id="a", messages=messages, expected=1)
+    tagged = EvalItem(id="a", messages=messages, expected=1, metadata={"unit": "km"})
+    assert plain.fingerprint() != tagged.fingerprint()
+
+
+def test_item_without_answer_has_no_reference() -> None:
+    item = EvalItem(id="a", messages=({"role": "user", "content": "q"},))
+    assert item.reference_text is None

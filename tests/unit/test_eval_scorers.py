@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from harness.evals import EvalItem, Score, ScoringContext, as_score
@@ -20,6 +22,7 @@ from harness.evals.builtin import (
     first_number,
 )
 from harness.evals.judge import LLMJudge, parse_judge_answer
+from harness.evals.registry import CustomScorer
 from harness.evals.scoring import Scorer
 from harness.scenario.evals import Normalization
 
@@ -236,4 +239,178 @@ def test_custom_results_become_scores(returned: Any, value: float, passed: bool)
 def test_custom_result_out_of_range_fails() -> None:
     result = as_score(7)
     assert not result.passed
-    assert result.reason is not None and "expected a bool, a number from 0 to 1 or a Score" in result.reason
+    assert result.reason is not None and "must be a number from 0 to 1" in result.reason
+
+
+@pytest.mark.parametrize(
+    ("output", "expected", "abs_tol", "rel_tol"),
+    [("1.1", 1.0, 0.1, 0.0), ("72.072", 72, 0.0, 0.001), ("0.3", 0.1, 0.2, 0.0)],
+)
+def test_numeric_difference_equal_to_tolerance_passes(
+    output: str, expected: float, abs_tol: float, rel_tol: float
+) -> None:
+    assert score(Numeric("n", abs_tol, rel_tol), output, expected).passed
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("\u22125", -5.0),  # minus sign
+        ("\u20133.5 degrees", -3.5),  # en dash
+        ("\uff0d7", -7.0),  # full-width hyphen-minus
+        ("COVID-19 cases", 19.0),
+        ("3-9", 3.0),
+        ("x = -2", -2.0),
+        ("1,234", 1234.0),
+        ("1,234,567.5", 1234567.5),
+        ("1,2345", 1.0),
+        ("1,23", 1.0),
+        ("+4", 4.0),
+    ],
+)
+def test_first_number_signs_and_separators(text: str, number: float) -> None:
+    assert first_number(text) == number
+
+
+def test_first_number_ignores_infinite_value() -> None:
+    assert first_number("1e999") is None
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [("true", 1), ("1", True), ("[1, 0]", [True, False]), ('{"a": false}', {"a": 0}), ("0", False)],
+)
+def test_json_match_bool_is_not_number(output: str, expected: Any) -> None:
+    assert not score(JsonMatch("j", True), output, expected).passed
+
+
+def test_json_match_int_equals_float() -> None:
+    assert score(JsonMatch("j", True), '{"n": 1.0}', {"n": 1}).passed
+
+
+@pytest.mark.parametrize("output", ["NaN", '{"x": Infinity}', "[-Infinity]"])
+def test_json_scorers_reject_non_finite_constants(output: str) -> None:
+    for scorer in (JsonValid("v", True), JsonSchema("s", {}, True), JsonMatch("m", True)):
+        result = score(scorer, output, {"x": 1})
+        assert not result.passed
+        assert result.reason is not None and "is not a JSON number" in result.reason
+
+
+def test_json_scorers_reject_duplicate_keys() -> None:
+    for scorer in (JsonValid("v", True), JsonSchema("s", {}, True), JsonMatch("m", True)):
+        result = score(scorer, '{"a": 1, "a": 2}', {"a": 2})
+        assert not result.passed
+        assert result.reason == "invalid JSON: duplicate key 'a' in an object"
+
+
+def test_contains_blank_expected_fails() -> None:
+    for expected in ("", "   "):
+        result = score(Contains("c", None, Normalization()), "any output", expected)
+        assert not result.passed
+        assert result.reason is not None and "empty after normalization" in result.reason
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "SCORE: 9 (out of 100)",
+        "Score: 10%",
+        "SCORE: 3-9",
+        "SCORE: 9\nSCORE: 2",
+        "SCORE: 9\nSCORE: 9",
+        "score = 9, but I can't judge",
+        "SCORE: 9/100",
+        "SCORE: -1",
+        "The score is high.",
+    ],
+)
+def test_judge_parser_rejects_ambiguous_answers(answer: str) -> None:
+    value, reason = parse_judge_answer(answer, 10)
+    assert value is None
+    assert reason.startswith("unparseable judge answer")
+
+
+@pytest.mark.parametrize(
+    ("answer", "value"),
+    [("SCORE: 7\nREASON: fine", 7.0), ("**Score:** 7.5", 7.5), ("score: 8/10", 8.0), ("SCORE: 0", 0.0)],
+)
+def test_judge_parser_accepts_one_score_line(answer: str, value: float) -> None:
+    assert parse_judge_answer(answer, 10)[0] == value
+
+
+def test_judge_without_reference_fails_item() -> None:
+    async def complete(messages: list[dict[str, Any]], model: str, params: dict[str, Any]) -> str:
+        raise AssertionError("the judge is not called without a reference")
+
+    judge = LLMJudge("j", "rubric", "m", 10, 7, 64)
+    result = asyncio.run(judge.score("an answer", item(), ScoringContext(complete=complete)))
+    assert not result.passed
+    assert result.reason == "no expected answer or reference"
+
+
+def test_judge_failed_request_is_transient() -> None:
+    async def complete(messages: list[dict[str, Any]], model: str, params: dict[str, Any]) -> str:
+        raise RuntimeError("HTTP 503")
+
+    judge = LLMJudge("j", "rubric", "m", 10, 7, 64)
+    assert asyncio.run(judge.score("4", item("4"), ScoringContext(complete=complete))).transient
+
+
+@pytest.mark.parametrize(
+    ("returned", "reason"),
+    [
+        (Score(1.5, True), "value 1.5"),
+        (Score(float("nan"), True), "value nan"),
+        (Score(-0.1, False), "value -0.1"),
+        (float("nan"), "must be a number from 0 to 1"),
+        (-0.5, "must be a number from 0 to 1"),
+    ],
+)
+def test_custom_invalid_score_fails_item(returned: Any, reason: str) -> None:
+    result = as_score(returned)
+    assert not result.passed
+    assert result.reason is not None and reason in result.reason
+
+
+@pytest.mark.parametrize(
+    ("returned", "value", "passed"),
+    [
+        (np.bool_(True), 1.0, True),
+        (np.bool_(False), 0.0, False),
+        (np.float64(0.75), 0.75, True),
+        (np.float32(0.25), 0.25, False),
+        (np.int64(1), 1.0, True),
+        (Score(np.float64(0.9), np.bool_(True)), 0.9, True),  # type: ignore[arg-type]
+    ],
+)
+def test_custom_numpy_results_accepted(returned: Any, value: float, passed: bool) -> None:
+    result = as_score(returned)
+    assert result.value == pytest.approx(value)
+    assert result.passed is passed
+
+
+def test_custom_scorer_exception_is_transient() -> None:
+    def broken(output: str, item: EvalItem) -> bool:
+        raise KeyError("missing")
+
+    scorer = CustomScorer("c", broken, {}, "broken", "1")
+    assert asyncio.run(scorer.score("x", item(), ScoringContext())).transient
+
+
+def test_json_schema_resolves_ref_beside_file(tmp_path: Path) -> None:
+    (tmp_path / "age.schema.json").write_text('{"type": "integer"}', encoding="utf-8")
+    schema = {"type": "object", "properties": {"age": {"$ref": "age.schema.json"}}}
+    scorer = JsonSchema("s", schema, True, (tmp_path / "person.schema.json").as_uri())
+    assert score(scorer, '{"age": 3}').passed
+    assert not score(scorer, '{"age": "3"}').passed
+
+
+def test_json_schema_ref_removed_after_load_fails_item(tmp_path: Path) -> None:
+    referenced = tmp_path / "age.schema.json"
+    referenced.write_text('{"type": "integer"}', encoding="utf-8")
+    schema = {"type": "object", "properties": {"age": {"$ref": "age.schema.json"}}}
+    scorer = JsonSchema("s", schema, True, (tmp_path / "person.schema.json").as_uri())
+    referenced.unlink()
+    result = score(scorer, '{"age": 3}')
+    assert not result.passed
+    assert result.reason is not None and result.reason.startswith("the JSON Schema could not be applied")

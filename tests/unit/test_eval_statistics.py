@@ -6,7 +6,7 @@ import pytest
 
 from harness.evals import EvalItem, bootstrap_interval, score_items, threshold_status
 from harness.evals.builtin import ExactMatch
-from harness.evals.statistics import Interval
+from harness.evals.statistics import Interval, wilson_interval
 from harness.scenario.evals import Normalization
 
 
@@ -83,7 +83,7 @@ def test_score_items_reports_pass_rate_interval() -> None:
     assert outcome.pass_rate.low < 0.9
     assert outcome.passed == 18
     assert outcome.status(min_pass_rate=0.95, min_mean=None) == "inconclusive"
-    assert outcome.pass_rate.high == 1.0
+    assert outcome.pass_rate.high == pytest.approx(0.972, abs=0.001)
     assert outcome.status(min_pass_rate=0.6, min_mean=None) == "pass"
     assert [item for item, _, _ in outcome.failures()] == ["18", "19"]
 
@@ -110,3 +110,33 @@ def test_repeats_average_within_item() -> None:
     assert outcome.pass_rate.samples == 2
     assert (outcome.passed, outcome.scored) == (3, 4)
     assert outcome.failures() == [("b", 1, "wrong")]
+
+
+def test_wilson_interval_all_passing_not_collapsed() -> None:
+    result = wilson_interval(3, 3, 0.95)
+    assert result.estimate == 1.0
+    assert result.high == 1.0
+    assert result.low == pytest.approx(0.4385, abs=0.0001)
+    assert threshold_status(result, 0.99) == "inconclusive"
+
+
+def test_wilson_interval_all_failing_not_collapsed() -> None:
+    result = wilson_interval(0, 3, 0.95)
+    assert result.low == 0.0
+    assert result.high == pytest.approx(0.5615, abs=0.0001)
+
+
+def test_wilson_interval_known_values() -> None:
+    # 27 of 30 at 95%: the Wilson score interval is [0.7438, 0.9654].
+    result = wilson_interval(27, 30, 0.95)
+    assert result.low == pytest.approx(0.7438, abs=0.0001)
+    assert result.high == pytest.approx(0.9654, abs=0.0001)
+    assert result.samples == 30
+
+
+def test_score_items_all_passing_gate_inconclusive() -> None:
+    items = [
+        EvalItem(id=str(n), messages=({"role": "user", "content": "q"},), expected="yes") for n in range(3)
+    ]
+    (outcome,) = score_items(items, ["yes"] * 3, [ExactMatch("exact", Normalization())], seed=0)
+    assert outcome.status(min_pass_rate=0.99, min_mean=None) == "inconclusive"
