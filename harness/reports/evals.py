@@ -45,6 +45,13 @@ def result_text(status: str, gate: str) -> str:
     return word if gate == "block" else f"{word} (warn)"
 
 
+def scorer_result_text(scorer: EvalScorerResult) -> str:
+    """Return the result column: REPORTED for a scorer without a threshold, which judges nothing."""
+    if scorer.min_pass_rate is None and scorer.min_mean is None:
+        return "REPORTED"
+    return result_text(scorer.status, scorer.gate)
+
+
 def shows_mean(scorer: EvalScorerResult) -> bool:
     """Return whether reports show the mean score: for graded scorers, and wherever min_mean is set."""
     return scorer.graded or scorer.min_mean is not None
@@ -81,7 +88,7 @@ def eval_rows(scenario: ScenarioReport) -> list[tuple[str, ...]]:
                 threshold_text(scorer),
                 str(scorer.items),
                 scorer.gate,
-                result_text(scorer.status, scorer.gate),
+                scorer_result_text(scorer),
             )
         )
     overall = report.overall
@@ -90,9 +97,10 @@ def eval_rows(scenario: ScenarioReport) -> list[tuple[str, ...]]:
             "none (reported only)" if overall.min_score is None else f"score >= {overall.min_score:.3g}"
         )
         items = str(overall.score.samples) if overall.score is not None else "0"
+        result = "REPORTED" if overall.min_score is None else result_text(overall.status, overall.gate)
         rows.append(
             (scenario.name, "overall (weighted)", "-", format_interval(overall.score), threshold, items,
-             overall.gate, result_text(overall.status, overall.gate))
+             overall.gate, result)
         )  # fmt: skip
     return rows
 

@@ -19,7 +19,7 @@ from harness.reports.charts import Band, Chart, Series, render_svg
 from harness.reports.evals import (
     describe_eval_overall,
     format_interval,
-    result_text,
+    scorer_result_text,
     shows_mean,
     threshold_text,
 )
@@ -118,7 +118,7 @@ def eval_scorer_row(scorer: EvalScorerResult) -> dict[str, Any]:
         if delta is None
         else f"{delta.status.replace('_', ' ')} (baseline {delta.baseline_value})",
         "gate": scorer.gate,
-        "result": result_text(scorer.status, scorer.gate),
+        "result": scorer_result_text(scorer),
         "passed": scorer.status == "pass",
         "failures": scorer.failures,
     }

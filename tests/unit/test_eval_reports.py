@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.reports.evals import describe_eval_scorer, shows_mean
+from harness.reports.evals import describe_eval_scorer, scorer_result_text, shows_mean
 from harness.reports.schema import EvalInterval, EvalScorerResult
 
 
@@ -25,3 +25,11 @@ def test_custom_scorer_without_min_mean_hides_mean() -> None:
     scorer = custom_scorer(min_mean=None)
     assert not shows_mean(scorer)
     assert "mean score" not in describe_eval_scorer(scorer)
+
+
+def test_scorer_without_threshold_reads_reported() -> None:
+    assert scorer_result_text(custom_scorer(min_mean=None)) == "REPORTED"
+
+
+def test_scorer_with_threshold_reads_status() -> None:
+    assert scorer_result_text(custom_scorer(min_mean=0.5)) == "PASS"
