@@ -69,7 +69,10 @@ class Recovery:
         return self.band is not None and self.reason != SHORT_AFTER_PHASE
 
 
-SHORT_AFTER_PHASE = "the phase after the fault is shorter than one recovery window"
+SHORT_AFTER_PHASE = (
+    "the phase after the fault is shorter than one recovery window; lengthen the load after the "
+    "fault or shorten recovery.window (--duration-scale does not scale it)"
+)
 
 
 def measure_recovery(
