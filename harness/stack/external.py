@@ -55,9 +55,9 @@ class ExternalStack:
         rejected = managed_settings(self.spec)
         if rejected:
             raise StackError(
-                f"{', '.join(rejected)} need(s) a managed stack, but --backend external runs against a "
-                "gateway that is already running; remove these settings from the scenario, or run it "
-                "with --backend local"
+                f"these stack settings need a managed stack: {', '.join(rejected)}; --backend external "
+                "runs against a gateway that is already running, so remove them from the scenario or "
+                "run it with --backend local"
             )
         models = self._served_models()
         api_keys = {EXTERNAL_TENANT: self.api_key} if self.api_key else {}

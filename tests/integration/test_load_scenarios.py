@@ -88,7 +88,9 @@ def test_external_backend_rejects_stack_settings(
     path.write_text(scenario_text(), encoding="utf-8")
     result = run(pytester, str(path), "--backend", "external", "--target-url", url)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["*stack.upstreams need(s) a managed stack*--backend local*"])
+    result.stdout.fnmatch_lines(
+        ["*these stack settings need a managed stack: stack.upstreams*--backend local*"]
+    )
 
 
 def test_external_backend_needs_url(pytester: pytest.Pytester) -> None:
