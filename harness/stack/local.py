@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import redis
 import yaml
 
 from harness.faults.launcher import fault_proxy_argv
@@ -31,7 +30,7 @@ from harness.stack.fault_proxy import (
     toxiproxy_binary,
 )
 from harness.stack.process import ManagedProcess, bind_loopback_socket, http_probe, wait_until_ready
-from harness.stack.redis_server import start_redis
+from harness.stack.redis_server import flush_redis, start_redis
 from target_service.config import hash_api_key
 
 DEFAULT_READY_TIMEOUT_S = 30.0
@@ -331,15 +330,8 @@ class LocalStack:
         """Empty Redis and remove every toxic, so a scenario sharing this stack starts like a new one."""
         if self.front is not None:
             self.front.reset()
-        if self.endpoints is None or self.endpoints.redis_url is None:
-            return
-        client = redis.Redis.from_url(self.endpoints.redis_url, socket_timeout=5, socket_connect_timeout=5)
-        try:
-            client.flushall()
-        except redis.RedisError as exc:
-            raise StackError(f"cannot empty Redis at {self.endpoints.redis_url}: {exc}") from exc
-        finally:
-            client.close()
+        if self.endpoints is not None and self.endpoints.redis_url is not None:
+            flush_redis(self.endpoints.redis_url)
 
     def down(self) -> None:
         errors = []
