@@ -182,7 +182,7 @@ def _pytest_args(args: argparse.Namespace, files: Sequence[Path], extra: Sequenc
     ]
     if importlib.util.find_spec("pytest_asyncio") is not None:
         # pytest-asyncio warns on every run in a folder without a pytest configuration that sets
-        # this option. Its warning says future versions default to "function", so set that.
+        # this option. Its warning states that future versions default to "function", so use that.
         pytest_args += ["-o", "asyncio_default_fixture_loop_scope=function"]
     if args.target_url is not None:
         pytest_args.append(f"--target-url={args.target_url}")

@@ -74,8 +74,8 @@ class RunSettings:
     eval_cache_dir: Path | None = DEFAULT_CACHE_DIR
     """Folder of the eval result cache; None turns the cache off."""
     eval_cache_external: bool = False
-    """Use the eval cache with ``--backend external`` too (``--eval-cache``); off by default there,
-    because a redeploy behind the same URL would leave stale outputs in the cache."""
+    """Whether ``--backend external`` uses the eval cache too (``--eval-cache``). It is off by default
+    there, because a redeploy behind the same URL would leave stale outputs in the cache."""
 
     def __post_init__(self) -> None:
         if self.eval_cache_external and self.eval_cache_dir is None:

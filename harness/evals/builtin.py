@@ -129,17 +129,17 @@ class Contains(SyncScorer):
         self.rules = rules
 
     def check(self, output: str, item: EvalItem) -> Score:
-        wanted = self.values
-        if wanted is None:
+        required = self.values
+        if required is None:
             expected = expected_text(item)
             if expected is None:
                 return Score.of(False, "the item has no expected answer and the scorer no values")
             if not normalize(expected, self.rules):
                 reason = f"the item's expected answer {expected!r} is empty after normalization"
                 return Score.of(False, reason)
-            wanted = [expected]
+            required = [expected]
         text = normalize(output, self.rules)
-        missing = [value for value in wanted if normalize(value, self.rules) not in text]
+        missing = [value for value in required if normalize(value, self.rules) not in text]
         return Score.of(not missing, f"missing {', '.join(repr(value) for value in missing)}")
 
 

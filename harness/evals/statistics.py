@@ -2,9 +2,9 @@
 
 Pass rates get a Wilson score interval on the number of items n, with k the sum of the items'
 pass fractions. With repeats, an item's pass fraction is the share of its repeats that passed,
-so k need not be a whole number; the binomial model then is an approximation, because repeats of
+so k need not be a whole number. The binomial model is then an approximation, because repeats of
 one item are not independent draws. Unlike a bootstrap, the Wilson interval does not collapse to
-a point at 0% or 100%: 3 passes out of 3 give [43.8%, 100%] at 95% confidence.
+a point at 0% or 100%: 3 passes out of 3 give [43.9%, 100%] at 95% confidence.
 
 Mean scores get a percentile bootstrap. The unit of resampling is the dataset item: with repeats,
 an item's score is the mean over its repeats, and the bootstrap resamples items with replacement.

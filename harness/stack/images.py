@@ -429,6 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="print the digest of the gateway image's sources, its SOURCE_DIGEST build argument, and exit",
     )
     args = parser.parse_args(argv)
+
     root = Path.cwd()
     if not (root / GATEWAY_DOCKERFILE).is_file():
         print(f"offline-images: no {GATEWAY_DOCKERFILE} under {root}; run from the repository root",
@@ -437,6 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.print_source_digest:
         print(source_digest(root))
         return 0
+
     started = time.monotonic()
     try:
         suite = args.suite or host_suite()
